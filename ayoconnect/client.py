@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -156,8 +157,12 @@ class AyoconnectClient:
         self._token = token
         return token
 
-    def invalidate_token(self) -> None:
-        self._token = None
+    def invalidate_token(self, value: str | None = None) -> None:
+        """Forget the cached token (only if it is still ``value``, when given)."""
+        # Many calls may meet a 401 at once: only the first may drop the token, or calls
+        # would throw away the fresh one another call just fetched.
+        if value is None or (self._token is not None and self._token.value == value):
+            self._token = None
 
     # --- operations -------------------------------------------------------------------------
 
@@ -246,7 +251,12 @@ class AyoconnectClient:
         }
         path = self.settings.card_path(path_name)
         for attempt in (1, 2):
-            token = await self.access_token()
+            try:
+                token = await self.access_token()
+            except AyoconnectError as exc:
+                # A fresh error per call: the single-flight token task shares one exception
+                # among its waiters, and this call's ids belong on it.
+                raise type(exc)(exc.message, http_status=exc.http_status, **context) from None
             headers = self._headers(token, correlation_id)
             started = time.monotonic()
             try:
@@ -265,7 +275,7 @@ class AyoconnectClient:
             )
             if response.status_code == 401 and attempt == 1:
                 # The token may have been revoked or expired early: refresh once, retry once.
-                self.invalidate_token()
+                self.invalidate_token(token)
                 continue
             if response.is_success:
                 return _parse_success(response, model, context)
@@ -289,13 +299,15 @@ def _check_correlation_id(value: str) -> None:
         raise ValueError("correlation_id must be 32 lowercase hex characters (a UUID without '-')")
 
 
+_TRANSACTION_ID = re.compile(r"[A-Za-z0-9_\-]{1,32}")
+_CUSTOMER_ID = re.compile(r"[A-Za-z0-9]{6,16}")
+
+
 def _check_query(params: dict[str, str]) -> None:
-    tid = params["transactionId"]
-    if not 1 <= len(tid) <= 32:
-        raise ValueError("transactionId must be 1 to 32 characters")
-    cid = params["customerId"]
-    if not 6 <= len(cid) <= 16 or not cid.isalnum():
-        raise ValueError("customerId must be 6 to 16 letters or digits")
+    if not _TRANSACTION_ID.fullmatch(params["transactionId"]):
+        raise ValueError("transactionId must be 1 to 32 ASCII letters, digits, '_' or '-'")
+    if not _CUSTOMER_ID.fullmatch(params["customerId"]):
+        raise ValueError("customerId must be 6 to 16 ASCII letters or digits")
 
 
 def _transport_error(exc: httpx.HTTPError, method: str, context: dict[str, Any]) -> AyoconnectError:

@@ -96,7 +96,7 @@ def response_code(http_status: int, service: ServiceCode, case: GatewayCode) -> 
 
 def parse_response_code(code: str) -> tuple[int, str, GatewayCode | None]:
     """Split a 7-digit code into (HTTP status, service code, gateway code or None if unknown)."""
-    if len(code) != 7 or not code.isdigit():
+    if len(code) != 7 or not (code.isascii() and code.isdigit()):
         raise ValueError(f"responseCode must be 7 digits, got {len(code)} characters")
     case = code[5:]
     gateway = next((g for g in GatewayCode if g.value == case), None)

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -75,7 +76,7 @@ CardToken = Annotated[
     str, StringConstraints(min_length=40, max_length=40, pattern=r"^[A-Za-z0-9]+$")
 ]
 InvoiceNumber = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-ResponseCode = Annotated[str, StringConstraints(pattern=r"^\d{7}$")]
+ResponseCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{7}$")]
 CorrelationId = Annotated[
     str, StringConstraints(min_length=32, max_length=32, pattern=r"^[0-9a-f]{32}$")
 ]
@@ -182,7 +183,7 @@ class Customer(WireModel):
     customerId: CustomerId | None = None
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-    phoneNumber: Annotated[str, StringConstraints(pattern=r"^62\d{7,13}$")]
+    phoneNumber: Annotated[str, StringConstraints(pattern=r"^62[0-9]{7,13}$")]
 
 
 class GenerateWebviewRequest(WireModel):
@@ -346,6 +347,11 @@ class PaymentCallback(ResponseModel):
 
 
 Callback = Annotated[BindingCallback | PaymentCallback, Field(discriminator="type")]
+# hide_input_in_errors is a setting of the top-level validator: a bare TypeAdapter would print a
+# bad callback's whole body, card token included.
+CALLBACK_ADAPTER: TypeAdapter[BindingCallback | PaymentCallback] = TypeAdapter(
+    Callback, config=ConfigDict(hide_input_in_errors=True)
+)
 
 
 # --- card data (PCI-DSS merchants only; never leaves the backend in clear) -------------------
@@ -354,10 +360,12 @@ Callback = Annotated[BindingCallback | PaymentCallback, Field(discriminator="typ
 class CardData(WireModel):
     """Clear card data: only ever passed to ``encrypt_card``; its repr shows nothing."""
 
-    pan: Annotated[str, StringConstraints(pattern=r"^\d{12,19}$")] = Field(repr=False)
+    pan: Annotated[str, StringConstraints(pattern=r"^[0-9]{12,19}$")] = Field(repr=False)
     expiryMonth: Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])$")] = Field(repr=False)
-    expiryYear: Annotated[str, StringConstraints(pattern=r"^\d{2}(\d{2})?$")] = Field(repr=False)
-    cvv: Annotated[str, StringConstraints(pattern=r"^\d{3,4}$")] = Field(repr=False)
+    expiryYear: Annotated[str, StringConstraints(pattern=r"^[0-9]{2}([0-9]{2})?$")] = Field(
+        repr=False
+    )
+    cvv: Annotated[str, StringConstraints(pattern=r"^[0-9]{3,4}$")] = Field(repr=False)
     cardholderName: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
         repr=False
     )

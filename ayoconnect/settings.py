@@ -20,7 +20,9 @@ LOCAL_BASE_URL = "http://127.0.0.1:8090"
 
 
 class AyoconnectSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AYOCONNECT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="AYOCONNECT_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     base_url: str = LOCAL_BASE_URL
     client_id: str = Field(default=LOCAL_CLIENT_ID, min_length=1)
