@@ -18,7 +18,6 @@ class ServiceCode(StrEnum):
     PAYMENT_STATUS = "55"
     VOID = "57"
     REFUND = "58"
-    CALLBACK = "99"  # [chosen]: callbacks carry the service code of the flow they report
 
 
 class GatewayCode(StrEnum):
