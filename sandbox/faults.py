@@ -45,7 +45,6 @@ SERVICE_OF: dict[FaultOperation, ServiceCode] = {
     FaultOperation.UNBIND: ServiceCode.UNBIND,
     FaultOperation.VOID: ServiceCode.VOID,
     FaultOperation.REFUND: ServiceCode.REFUND,
-    FaultOperation.CALLBACK: ServiceCode.CALLBACK,
 }
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
