@@ -1,0 +1,1 @@
+"""Benchmarks run against a running stack (`kartu up`); figures go to bench/results/."""

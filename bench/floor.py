@@ -1,0 +1,66 @@
+"""The floor: a bare workflow running N no-op activities, on the same server as Kartu.
+
+Run as its own worker process (`python -m bench.floor`) so it competes for the machine the way
+Kartu's worker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+FLOOR_TASK_QUEUE = "kartu-bench-floor"
+
+
+@activity.defn(name="bench_noop")
+async def noop(step: int) -> int:
+    return step
+
+
+@workflow.defn(name="BenchFloor", sandboxed=False)
+class FloorWorkflow:
+    """Answers an early-return update after its first activity, as a payment does."""
+
+    def __init__(self) -> None:
+        self._first_done = False
+
+    @workflow.run
+    async def run(self, activities: int) -> int:
+        for step in range(activities):
+            await workflow.execute_activity(
+                noop, step, start_to_close_timeout=timedelta(seconds=10)
+            )
+            self._first_done = True
+        return activities
+
+    @workflow.update(name="first_outcome")
+    async def first_outcome(self) -> bool:
+        await workflow.wait_condition(lambda: self._first_done)
+        return True
+
+
+async def main() -> None:
+    client = await Client.connect(
+        os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
+        namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    worker = Worker(
+        client, task_queue=FLOOR_TASK_QUEUE, workflows=[FloorWorkflow], activities=[noop]
+    )
+    async with worker:
+        print("floor worker ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

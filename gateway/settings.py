@@ -1,0 +1,84 @@
+"""Gateway settings, read from ``KARTU_GATEWAY_*`` environment variables.
+
+The Temporal connection comes from the shared settings (``starter.settings.TemporalSettings``:
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, KARTU_TASK_QUEUE, TEMPORAL_TLS_*, TEMPORAL_API_KEY) and the
+callback secret from ``AyoconnectSettings`` (AYOCONNECT_CLIENT_SECRET, AYOCONNECT_MERCHANT_CODE).
+
+API key rule: with ``KARTU_GATEWAY_API_KEY`` set (at least 16 characters) every REST call needs
+it (``X-API-Key: <key>`` or ``Authorization: Bearer <key>``). Without it the gateway refuses to
+start, unless ``KARTU_GATEWAY_INSECURE_DEV=1`` and it listens on a loopback address only: then
+the REST API is open (local development) and a warning is logged. Callbacks never use the API
+key: they carry Ayoconnect's signature.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_API_KEY_LENGTH = 16
+
+
+class GatewayConfigError(ValueError):
+    """The gateway must not start with these settings."""
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KARTU_GATEWAY_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    api_key: SecretStr | None = None
+    insecure_dev: bool = False
+    # Larger bodies are refused with 413 before they are read in full.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Callbacks that found no running workflow, kept for GET /callbacks/unmatched.
+    unmatched_max: int = Field(default=200, ge=1, le=10_000)
+    # Recently delivered callback bodies (digests): a duplicate is acknowledged, not resent.
+    callback_dedup_max: int = Field(default=2048, ge=1)
+    # Verified X-Authorization values: bcrypt is slow, a repeated header costs one check.
+    signature_cache_max: int = Field(default=16, ge=1, le=1024)
+    # The longest a POST /payments waits for the first outcome before answering PENDING.
+    max_wait_seconds: float = Field(default=60.0, gt=0, le=600)
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"KARTU_GATEWAY_API_KEY must be at least {MIN_API_KEY_LENGTH} characters"
+            )
+        return value
+
+    def require_secure(self) -> None:
+        """Raise GatewayConfigError unless the REST API is protected or explicitly dev-only."""
+        if self.api_key is not None:
+            return
+        if not self.insecure_dev:
+            raise GatewayConfigError(
+                "KARTU_GATEWAY_API_KEY is not set: set it (at least "
+                f"{MIN_API_KEY_LENGTH} characters), or set KARTU_GATEWAY_INSECURE_DEV=1 to run "
+                "an open REST API on a loopback address for local development"
+            )
+        if not _is_loopback(self.host):
+            raise GatewayConfigError(
+                f"KARTU_GATEWAY_INSECURE_DEV=1 without an API key listens on loopback only, "
+                f"not on {self.host!r}: set KARTU_GATEWAY_API_KEY"
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,35 @@
+"""Fixtures of the gateway suite: the shared Kartu stack (``tests.kartu_stack``), an HTTP
+client on the gateway, fresh keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from starter.client import KartuClient
+from tests.kartu_stack import Stack, acquire, new_key, release
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    yield await acquire(tmp_path_factory.mktemp("kartu-stack"))
+    await release()
+
+
+@pytest.fixture
+def kartu(stack: Stack) -> KartuClient:
+    return stack.kartu
+
+
+@pytest.fixture
+def http(stack: Stack) -> httpx.AsyncClient:
+    """The gateway, without credentials: tests add the API key where they need it."""
+    assert stack.http is not None
+    return stack.http
+
+
+@pytest.fixture
+def key() -> str:
+    return new_key()

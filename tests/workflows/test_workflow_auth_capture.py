@@ -1,0 +1,267 @@
+"""Auth-capture: authorize, capture (full, partial, above 120 %), void, double capture, capture
+after void, duplicate callback, expiry at 7 days, auto-capture and auto-void policies."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from workflow_helpers import finish, payment_input, save_history, start_payment, state_of, wait_for
+
+from workflows import search_attributes as sa
+from workflows.models import (
+    ActionResult,
+    CaptureCommand,
+    CapturePolicy,
+    PaymentStatus,
+    VoidCommand,
+)
+
+
+def held_for(state) -> timedelta:
+    """How long the authorization was held, by the workflow's own (skipped) clock."""
+    authorized = next(t.at for t in state.history if t.to_status == "AUTHORIZED")
+    return state.history[-1].at - authorized
+
+
+async def authorize(env, task_queue, key, **overrides):
+    outcome, handle = await start_payment(
+        env.client, task_queue, payment_input(key, **overrides), auth_capture=True
+    )
+    assert outcome.status is PaymentStatus.AUTHORIZED
+    return handle
+
+
+async def test_authorized_then_captured_in_full(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    state = await state_of(handle)
+    assert state.status is PaymentStatus.AUTHORIZED
+    assert state.flow.value == "AUTH_CAPTURE"
+    assert state.authorized_amount == Decimal("150000.00")
+    assert state.authorization_expires_at is not None
+    attrs = (await handle.describe()).typed_search_attributes
+    assert attrs.get(sa.PAYMENT_STATUS) == "AUTHORIZED"
+    assert attrs.get(sa.FLOW) == "AUTH_CAPTURE"
+    assert attrs.get(sa.AUTH_EXPIRES_AT) == state.authorization_expires_at
+
+    result = await handle.execute_update(
+        "capture_payment", CaptureCommand(requested_by="ops@merchant"), result_type=ActionResult
+    )
+    assert result.outcome == "captured"
+    assert result.amount == Decimal("150000.00")
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.CAPTURED
+    assert state.captured_amount == Decimal("150000.00")
+    [capture] = [c for c in fake.calls_of("create_charge", key) if c.request.operation == "CAPTURE"]
+    assert capture.request.transactionId == f"{key}-cap"
+    assert capture.request.invoiceNumber == f"INV-{key}-auth"
+    assert (await handle.describe()).typed_search_attributes.get(sa.PAYMENT_STATUS) == "CAPTURED"
+    await save_history(handle, "auth_capture_captured")
+
+
+async def test_partial_capture(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    result = await handle.execute_update(
+        "capture_payment", CaptureCommand(amount=Decimal("50000.00")), result_type=ActionResult
+    )
+    assert (result.outcome, result.amount) == ("captured", Decimal("50000.00"))
+    state = await finish(env, handle)
+    assert state.captured_amount == Decimal("50000.00")
+    attrs = (await handle.describe()).typed_search_attributes
+    assert attrs.get(sa.AMOUNT) == 50000
+
+
+async def test_capture_up_to_120_percent(env, task_queue, key):
+    handle = await authorize(env, task_queue, key, amount="100000.00")
+    result = await handle.execute_update(
+        "capture_payment", CaptureCommand(amount=Decimal("120000.00")), result_type=ActionResult
+    )
+    assert result.outcome == "captured"
+    await finish(env, handle)
+
+
+@pytest.mark.parametrize(
+    ("amount", "why"),
+    [
+        ("120000.01", "above 120 %"),
+        ("0", "positive"),
+        ("-5.00", "positive"),
+        ("10.001", "two decimal places"),
+    ],
+)
+async def test_impossible_capture_refused_up_front(env, task_queue, fake, key, amount, why):
+    handle = await authorize(env, task_queue, key, amount="100000.00")
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            "capture_payment", CaptureCommand(amount=Decimal(amount)), result_type=ActionResult
+        )
+    assert why in str(refused.value.cause)
+    # The same request by signal changes nothing and is recorded as ignored.
+    await handle.signal("capture", CaptureCommand(amount=Decimal(amount)))
+    state = await wait_for(handle, lambda s: s.ignored)
+    assert state.status is PaymentStatus.AUTHORIZED
+    assert why in state.ignored[-1].reason
+    assert state.ignored[-1].name == "capture signal"
+    assert not [c for c in fake.calls_of("create_charge", key) if c.request.operation == "CAPTURE"]
+    await handle.signal("void", VoidCommand(reason="test over"))
+    assert (await finish(env, handle)).status is PaymentStatus.VOIDED
+
+
+async def test_void(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    result = await handle.execute_update(
+        "void_payment", VoidCommand(reason="customer cancelled order"), result_type=ActionResult
+    )
+    assert result.outcome == "voided"
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.VOIDED
+    [void] = fake.calls_of("void", key)
+    assert void.request.transactionId == f"{key}-void"
+    assert void.request.reason == "customer cancelled order"
+
+
+async def test_double_capture_captures_once(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    gate = fake.gates[f"create_charge:{key}-cap"] = asyncio.Event()
+    first = await handle.start_update(
+        "capture_payment",
+        CaptureCommand(),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        result_type=ActionResult,
+    )
+    second = await handle.start_update(
+        "capture_payment",
+        CaptureCommand(),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        result_type=ActionResult,
+    )
+    await handle.signal("capture", CaptureCommand())
+    gate.set()
+    assert (await first.result()).outcome == "captured"
+    late = await second.result()
+    assert late.outcome == "refused"
+    assert "CAPTURED" in (late.reason or "")
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.CAPTURED
+    captures = [c for c in fake.calls_of("create_charge", key) if c.request.operation == "CAPTURE"]
+    assert len(captures) == 1
+    assert {i.name for i in state.ignored} == {"capture_payment update", "capture signal"}
+
+
+async def test_capture_after_void_changes_nothing(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    gate = fake.gates[f"void:{key}-void"] = asyncio.Event()
+    voiding = await handle.start_update(
+        "void_payment",
+        VoidCommand(),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        result_type=ActionResult,
+    )
+    await handle.signal("capture", CaptureCommand())
+    gate.set()
+    assert (await voiding.result()).outcome == "voided"
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.VOIDED
+    assert any("VOIDED" in i.reason for i in state.ignored if i.name == "capture signal")
+    assert not [c for c in fake.calls_of("create_charge", key) if c.request.operation == "CAPTURE"]
+
+
+async def test_update_refused_after_settlement(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    gate = fake.gates[f"create_charge:{key}-cap"] = asyncio.Event()
+    await handle.signal("capture", CaptureCommand())
+    await wait_for(handle, lambda s: fake.calls_of("create_charge", f"{key}-cap"))
+    gate.set()
+    await wait_for(handle, lambda s: s.status is PaymentStatus.CAPTURED)
+    # The workflow may already be closing: either way no second capture happens.
+    with pytest.raises(Exception):  # noqa: B017
+        await handle.execute_update("void_payment", VoidCommand(), result_type=ActionResult)
+    await finish(env, handle)
+    assert len(fake.calls_of("void", key)) == 0
+
+
+async def test_duplicate_callback_recorded(env, task_queue, fake, key):
+    fake.challenge.add(f"{key}-auth")
+    outcome, handle = await start_payment(
+        env.client, task_queue, payment_input(key), auth_capture=True
+    )
+    assert outcome.status is PaymentStatus.CHALLENGE
+    payment = fake.complete_challenge(f"{key}-auth")
+    callback = fake.callback_for(payment)
+    await handle.signal("payment_callback", callback)
+    await wait_for(handle, lambda s: s.status is PaymentStatus.AUTHORIZED)
+    await handle.signal("payment_callback", callback)
+    state = await wait_for(handle, lambda s: s.ignored)
+    assert "duplicate" in state.ignored[0].reason
+    assert state.callbacks_received == 2
+    assert state.status is PaymentStatus.AUTHORIZED
+    assert (
+        await handle.execute_update("capture_payment", CaptureCommand(), result_type=ActionResult)
+    ).outcome == "captured"
+    await finish(env, handle)
+
+
+async def test_expiry_after_seven_days_voids_the_hold(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.EXPIRED
+    assert timedelta(days=7) <= held_for(state) < timedelta(days=7, minutes=1)
+    [void] = fake.calls_of("void", key)
+    assert void.request.transactionId == f"{key}-cv"
+    assert fake.payment_by_tid(f"{key}-auth").status.value == "VOIDED"
+    await save_history(handle, "auth_capture_expired")
+
+
+async def test_expiry_when_provider_already_released(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+    fake.payment_by_tid(f"{key}-auth").status = fake.payment_by_tid(f"{key}-auth").status.VOIDED
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.EXPIRED
+    assert fake.calls_of("void", key) == []
+
+
+async def test_default_window_when_provider_gives_no_expiry(env, task_queue, fake, key):
+    fake.auth_window = None  # Ayoconnect sends no authorizationExpiresAt
+    try:
+        before = await env.get_current_time()
+        _, handle = await start_payment(
+            env.client,
+            task_queue,
+            payment_input(key, authorization_window=timedelta(days=3)),
+            auth_capture=True,
+        )
+    finally:
+        fake.auth_window = timedelta(days=7)
+    state = await state_of(handle)
+    assert state.authorization_expires_at is not None
+    window = state.authorization_expires_at - before
+    assert timedelta(days=3) <= window < timedelta(days=3, minutes=1)
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.EXPIRED
+    assert timedelta(days=3) <= held_for(state) < timedelta(days=3, minutes=1)
+
+
+async def test_auto_capture_policy(env, task_queue, fake, key):
+    handle = await authorize(
+        env,
+        task_queue,
+        key,
+        capture_policy=CapturePolicy.AUTO_CAPTURE,
+        capture_policy_margin=timedelta(hours=2),
+    )
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.CAPTURED
+    assert state.captured_amount == Decimal("150000.00")
+    assert timedelta(days=6, hours=22) <= held_for(state) < timedelta(days=6, hours=22, minutes=1)
+    assert "auto_capture" in state.history[-1].reason
+
+
+async def test_auto_void_policy(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key, capture_policy=CapturePolicy.AUTO_VOID)
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.VOIDED
+    [void] = fake.calls_of("void", key)
+    assert void.request.transactionId == f"{key}-void"

@@ -1,0 +1,101 @@
+"""Starting and observing Kartu workflows the way a backend does (update-with-start)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from workflow_fakes import CARD_TOKEN
+
+from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
+from workflows.ids import payment_workflow_id
+from workflows.models import PaymentInput, PaymentOutcome, PaymentState
+
+HISTORIES = Path(__file__).parent / "histories"
+CUSTOMER = "CUST000123"
+
+
+def payment_input(key: str, amount: str = "150000.00", **overrides: Any) -> PaymentInput:
+    fields: dict[str, Any] = {
+        "payment_id": key,
+        "customer_id": CUSTOMER,
+        "amount": Decimal(amount),
+        "description": "test order",
+        "card_token": CARD_TOKEN,
+        "redirect_url": "https://merchant.test/return",
+    }
+    fields.update(overrides)
+    return PaymentInput(**fields)
+
+
+async def start_payment(
+    client: Client,
+    task_queue: str,
+    payment: PaymentInput,
+    *,
+    auth_capture: bool = False,
+) -> tuple[PaymentOutcome, WorkflowHandle]:
+    """Update-with-start with early return: one round trip, the payment's first outcome."""
+    workflow = AuthCapturePaymentWorkflow if auth_capture else DirectPaymentWorkflow
+    operation = WithStartWorkflowOperation(
+        workflow.run,
+        payment,
+        id=payment_workflow_id(payment.payment_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    outcome = await client.execute_update_with_start_workflow(
+        workflow.first_outcome, start_workflow_operation=operation
+    )
+    return outcome, await operation.workflow_handle()
+
+
+async def state_of(handle: WorkflowHandle) -> PaymentState:
+    return await handle.query("state", result_type=PaymentState)
+
+
+async def wait_for(
+    handle: WorkflowHandle,
+    predicate: Callable[[Any], bool],
+    result_type: type = PaymentState,
+    timeout: float = 10.0,
+) -> Any:
+    """Poll the state query (real time: the test server does not skip time here)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await handle.query("state", result_type=result_type)
+        if predicate(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"state never matched: {state!r}")
+        await asyncio.sleep(0.05)
+
+
+async def save_history(handle: WorkflowHandle, name: str) -> None:
+    """Keep a representative history for the replay test. Written once (or again with
+    KARTU_RECORD_HISTORIES=1): a committed history is what today's code must still replay."""
+    path = HISTORIES / f"{name}.json"
+    if path.exists() and os.environ.get("KARTU_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    path.write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+async def finish(env: Any, handle: WorkflowHandle) -> Any:
+    """``handle.result()`` with the test server's clock skipping ahead while it waits.
+
+    The time-skipping environment only does this by itself for handles from
+    ``start_workflow``; update-with-start handles need it asked for."""
+    if getattr(handle, "env", None) is env:
+        return await handle.result()  # a start_workflow handle: it unlocks by itself
+    async with env.time_skipping_unlocked():
+        return await handle.result()

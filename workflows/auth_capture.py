@@ -1,0 +1,78 @@
+"""Auth-capture payment: AUTHORIZE (3DS as for PAY) → AUTHORIZED → CAPTURED | VOIDED | EXPIRED.
+
+The authorization is held with a durable timer until the provider's ``authorizationExpiresAt``
+(else ``authorization_window``, 7 days by default). Capture and void arrive as signals or
+updates; the capture policy may capture or void on its own a margin before expiry. At expiry
+the status API is asked: a hold it still shows is voided, then EXPIRED.
+
+History stays small over the 7 days (a few timers and activities, a bounded number of signals
+recorded), so continue-as-new is not needed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+
+from . import authorization
+from .payment_workflow import PaymentWorkflow
+
+with workflow.unsafe.imports_passed_through():
+    from .models import (
+        CaptureCommand,
+        CapturePolicy,
+        PaymentFlow,
+        PaymentInput,
+        PaymentState,
+        PaymentStatus,
+        VoidCommand,
+    )
+
+
+@workflow.defn(name="AuthCapturePayment")
+class AuthCapturePaymentWorkflow(PaymentWorkflow):
+    @workflow.init
+    def __init__(self, payment: PaymentInput) -> None:
+        self._setup(payment, PaymentFlow.AUTH_CAPTURE)
+
+    @workflow.run
+    async def run(self, payment: PaymentInput) -> PaymentState:
+        # authorize (and 3DS) → deadline check → merchant confirmation → hold until settled.
+        return await self._lifecycle(then=self._hold_authorization)
+
+    async def _hold_authorization(self) -> None:
+        core = self.core
+        expires_at = core.state.authorization_expires_at
+        if core.status is not PaymentStatus.AUTHORIZED or expires_at is None:
+            return
+        policy = core.input.capture_policy
+        if policy is not CapturePolicy.NONE:
+            if await self._settled_before(expires_at - core.input.capture_policy_margin):
+                return
+            if policy is CapturePolicy.AUTO_CAPTURE:
+                command = CaptureCommand(requested_by="auto_capture policy")
+                await authorization.capture(core, command, "auto_capture policy")
+            else:
+                command = VoidCommand(
+                    reason="auto_void policy: authorization about to expire",
+                    requested_by="auto_void policy",
+                )
+                await authorization.void(core, command, "auto_void policy")
+        if await self._settled_before(expires_at):
+            return
+        await authorization.expire(self.core)
+
+    async def _settled_before(self, moment: datetime) -> bool:
+        """Wait until the authorization is settled (True) or ``moment`` comes (False)."""
+        remaining = moment - workflow.now()
+        if remaining.total_seconds() > 0:
+            try:
+                await workflow.wait_condition(
+                    lambda: self.core.status is not PaymentStatus.AUTHORIZED,
+                    timeout=remaining,
+                    timeout_summary="authorization window",
+                )
+            except TimeoutError:
+                pass
+        return self.core.status is not PaymentStatus.AUTHORIZED

@@ -1,0 +1,26 @@
+"""Direct payment (PAY): charge → 3DS if the issuer asks → PAID | DECLINED | FAILED.
+
+Then, if the merchant gave a confirmation URL, confirm with it (a refusal refunds). A success
+after the payment's deadline is refunded at once. Workflow id ``payment-<paymentId>``.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from .payment_workflow import PaymentWorkflow
+
+with workflow.unsafe.imports_passed_through():
+    from .models import PaymentFlow, PaymentInput, PaymentState
+
+
+@workflow.defn(name="DirectPayment")
+class DirectPaymentWorkflow(PaymentWorkflow):
+    @workflow.init
+    def __init__(self, payment: PaymentInput) -> None:
+        self._setup(payment, PaymentFlow.DIRECT)
+
+    @workflow.run
+    async def run(self, payment: PaymentInput) -> PaymentState:
+        # charge (and 3DS) → deadline check → merchant confirmation; see PaymentWorkflow.
+        return await self._lifecycle()

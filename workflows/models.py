@@ -1,0 +1,286 @@
+"""Workflow inputs, commands, results and state: pydantic, Decimal money, never floats.
+
+The wire models (callbacks, charge responses) come from ``ayoconnect.models``; these are Kartu's
+own shapes. Field names are snake_case (Kartu's API), unlike the wire's camelCase.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ayoconnect.models import Amount, CardToken, Customer, CustomerId, Url
+
+from .ids import validate_key
+
+DEFAULT_AUTHORIZATION_WINDOW = timedelta(days=7)
+DEFAULT_CHALLENGE_WINDOW = timedelta(seconds=300)
+DEFAULT_POLICY_MARGIN = timedelta(hours=1)
+DEFAULT_WEBVIEW_MARGIN = timedelta(seconds=60)
+# Ayoconnect refuses a capture above 120 % of the authorized amount [doc].
+MAX_CAPTURE_RATIO = Decimal("1.2")
+
+
+class KartuModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+# --- statuses ---------------------------------------------------------------------------------
+
+
+class PaymentFlow(StrEnum):
+    DIRECT = "DIRECT"
+    AUTH_CAPTURE = "AUTH_CAPTURE"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "PENDING"
+    CHALLENGE = "CHALLENGE"
+    PAID = "PAID"
+    AUTHORIZED = "AUTHORIZED"
+    CAPTURED = "CAPTURED"
+    VOIDED = "VOIDED"
+    EXPIRED = "EXPIRED"
+    DECLINED = "DECLINED"
+    FAILED = "FAILED"
+    REFUNDED = "REFUNDED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+
+
+# A first outcome is known once the payment leaves PENDING.
+UNDECIDED = frozenset({PaymentStatus.PENDING, PaymentStatus.CHALLENGE})
+
+
+class CapturePolicy(StrEnum):
+    NONE = "none"
+    AUTO_CAPTURE = "auto_capture"
+    AUTO_VOID = "auto_void"
+
+
+class RegistrationStatus(StrEnum):
+    PENDING = "PENDING"
+    REGISTERED = "REGISTERED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "PENDING"
+    REFUNDED = "REFUNDED"
+    FAILED = "FAILED"
+
+
+class UnbindStatus(StrEnum):
+    PENDING = "PENDING"
+    UNBOUND = "UNBOUND"
+    FAILED = "FAILED"
+
+
+# --- shared pieces --------------------------------------------------------------------------
+
+
+class Transition(KartuModel):
+    at: datetime
+    from_status: str
+    to_status: str
+    reason: str
+
+
+class IgnoredMessage(KartuModel):
+    """A signal or callback that changed nothing, and why (duplicate, late, not allowed)."""
+
+    at: datetime
+    name: str
+    reason: str
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+class PaymentInput(KartuModel):
+    payment_id: str
+    customer_id: CustomerId
+    amount: Amount
+    description: Annotated[str, Field(max_length=255)] | None = None
+    card_token: CardToken | None = Field(default=None, repr=False)
+    # Compact JWE made by the backend: the clear PAN never enters Temporal.
+    encrypted_card: Annotated[str, Field(min_length=1, max_length=8192)] | None = Field(
+        default=None, repr=False
+    )
+    redirect_url: Url
+    capture_policy: CapturePolicy = CapturePolicy.NONE
+    capture_policy_margin: timedelta = DEFAULT_POLICY_MARGIN
+    authorization_window: timedelta = DEFAULT_AUTHORIZATION_WINDOW
+    challenge_window: timedelta = DEFAULT_CHALLENGE_WINDOW
+    confirmation_url: Url | None = None
+    deadline: datetime | None = None
+
+    @field_validator("payment_id")
+    @classmethod
+    def _payment_id(cls, value: str) -> str:
+        return validate_key(value, "paymentId")
+
+    @model_validator(mode="after")
+    def _one_card(self) -> PaymentInput:
+        if (self.card_token is None) == (self.encrypted_card is None):
+            raise ValueError("give exactly one of card_token or encrypted_card")
+        for name in ("authorization_window", "challenge_window", "capture_policy_margin"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        return self
+
+
+class CaptureCommand(KartuModel):
+    # Checked by the workflow, not here: a bad amount must be refused with a reason (update)
+    # or recorded as ignored (signal), not dropped as an undecodable payload.
+    amount: Decimal | None = None
+    requested_by: str | None = None
+
+
+class VoidCommand(KartuModel):
+    reason: str = "void requested"
+    requested_by: str | None = None
+
+
+class ResolveCommand(KartuModel):
+    """Ops' answer to NEEDS_ATTENTION: retry the compensation, or close with a status."""
+
+    action: Literal["retry", "close"]
+    status: PaymentStatus | None = None  # for close: the status ops established by hand
+    note: str = ""
+    resolved_by: str | None = None
+
+    @model_validator(mode="after")
+    def _close_needs_status(self) -> ResolveCommand:
+        if self.action == "close" and self.status is None:
+            raise ValueError("close needs the status ops established")
+        return self
+
+
+class ActionResult(KartuModel):
+    """What a capture or void update did: ``captured`` / ``voided``, or ``refused`` and why."""
+
+    outcome: Literal["captured", "voided", "refused"]
+    reason: str | None = None
+    status: PaymentStatus
+    amount: Decimal | None = None
+
+
+class PaymentOutcome(KartuModel):
+    """Answer of ``first_outcome``: what the backend tells the customer right away."""
+
+    workflow_id: str
+    payment_id: str
+    status: PaymentStatus
+    authentication_url: str | None = None
+    invoice_number: str | None = None
+    decline_code: str | None = None
+    gateway_code: str | None = None
+    reason: str | None = None
+
+
+class PaymentState(KartuModel):
+    payment_id: str
+    workflow_id: str
+    flow: PaymentFlow
+    status: PaymentStatus = PaymentStatus.PENDING
+    amount: Decimal
+    customer_id: str
+    authorized_amount: Decimal | None = None
+    captured_amount: Decimal | None = None
+    refunded_amount: Decimal | None = None
+    invoice_number: str | None = None
+    authorization_expires_at: datetime | None = None
+    authentication_url: str | None = None
+    decline_code: str | None = None
+    gateway_code: str | None = None
+    decline_reason: str | None = None
+    attention_reason: str | None = None
+    callbacks_received: int = 0
+    history: list[Transition] = Field(default_factory=list)
+    ignored: list[IgnoredMessage] = Field(default_factory=list)
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+class RegistrationInput(KartuModel):
+    registration_id: str
+    customer: Customer
+    redirect_url: Url
+    failed_redirect_url: Url | None = None
+    # How long past the webview's expiresAt to wait for a late binding callback.
+    callback_margin: timedelta = DEFAULT_WEBVIEW_MARGIN
+
+    @field_validator("registration_id")
+    @classmethod
+    def _registration_id(cls, value: str) -> str:
+        return validate_key(value, "registrationId")
+
+
+class WebviewInfo(KartuModel):
+    url: str
+    expires_at: datetime
+    reference_number: str | None = None
+
+
+class RegistrationState(KartuModel):
+    registration_id: str
+    workflow_id: str
+    status: RegistrationStatus = RegistrationStatus.PENDING
+    customer_id: str | None = None
+    card_token: str | None = Field(default=None, repr=False)
+    masked_card: str | None = None
+    brand: str | None = None
+    webview: WebviewInfo | None = None
+    reason: str | None = None
+    response_code: str | None = None
+    history: list[Transition] = Field(default_factory=list)
+    ignored: list[IgnoredMessage] = Field(default_factory=list)
+
+
+# --- refund and unbind ----------------------------------------------------------------------
+
+
+class RefundInput(KartuModel):
+    payment_id: str
+    customer_id: CustomerId
+    invoice_number: Annotated[str, Field(min_length=1, max_length=64)]
+    amount: Amount
+    reason: Annotated[str, Field(min_length=1, max_length=255)] = "refund requested"
+
+    @field_validator("payment_id")
+    @classmethod
+    def _payment_id(cls, value: str) -> str:
+        return validate_key(value, "paymentId")
+
+
+class RefundState(KartuModel):
+    payment_id: str
+    workflow_id: str
+    status: RefundStatus = RefundStatus.PENDING
+    invoice_number: str
+    amount: Decimal
+    reason: str
+    failure: str | None = None
+    error_type: str | None = None
+    response_code: str | None = None
+    history: list[Transition] = Field(default_factory=list)
+
+
+class UnbindInput(KartuModel):
+    card_token: CardToken = Field(repr=False)
+    customer_id: CustomerId
+
+
+class UnbindState(KartuModel):
+    workflow_id: str
+    customer_id: str
+    status: UnbindStatus = UnbindStatus.PENDING
+    failure: str | None = None
+    error_type: str | None = None
+    history: list[Transition] = Field(default_factory=list)

@@ -1,0 +1,228 @@
+"""A payment's state and the moves every payment lifecycle shares.
+
+``PaymentCore`` is not a workflow: the direct and auth-capture workflows each hold one. It keeps
+the ``PaymentState`` (what the ``state`` query returns), records every transition with its reason,
+upserts the search attributes at each transition, and reads provider answers into Kartu statuses.
+Compensation lives in ``compensation.py``, the charge and 3DS wait in ``charging.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from decimal import Decimal
+
+from temporalio import workflow
+
+from . import ids, journal
+from . import search_attributes as sa
+from .provider import Provider, ProviderError, ProviderFailure
+
+with workflow.unsafe.imports_passed_through():
+    from ayoconnect.codes import DECLINE_CODES, GatewayCode, parse_response_code
+    from ayoconnect.models import (
+        CreateChargeResponse,
+        PaymentCallback,
+        PaymentDetail,
+    )
+    from ayoconnect.models import PaymentStatus as Wire
+
+    from .models import (
+        UNDECIDED,
+        PaymentFlow,
+        PaymentInput,
+        PaymentOutcome,
+        PaymentState,
+        PaymentStatus,
+        ResolveCommand,
+    )
+
+
+class PaymentCore:
+    def __init__(self, payment: PaymentInput, flow: PaymentFlow) -> None:
+        info = workflow.info()
+        self.input = payment
+        self.state = PaymentState(
+            payment_id=payment.payment_id,
+            workflow_id=info.workflow_id,
+            flow=flow,
+            amount=payment.amount,
+            customer_id=payment.customer_id,
+        )
+        self.provider = Provider(
+            key=payment.payment_id,
+            customer_id=payment.customer_id,
+            correlation_id=ids.correlation_id(info.workflow_id),
+        )
+        self.charge_step = ids.Step.PAY if flow is PaymentFlow.DIRECT else ids.Step.AUTHORIZE
+        self.charge_transaction_id = self.provider.tid(self.charge_step)
+        # Serializes capture, void, expiry and compensation (safe message handlers).
+        self.lock = asyncio.Lock()
+        # A callback arrived since the last status look-up: look again now.
+        self.wake = False
+        # The charge call returned (with an answer or a failure): money may have moved.
+        self.charge_answered = False
+        self.last_callback: PaymentCallback | None = None
+        self.resolutions: list[ResolveCommand] = []
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    @property
+    def status(self) -> PaymentStatus:
+        return self.state.status
+
+    @property
+    def decided(self) -> bool:
+        return self.state.status is not PaymentStatus.PENDING
+
+    def start(self) -> None:
+        self.upsert_search_attributes()
+
+    def transition(self, to: PaymentStatus, reason: str) -> None:
+        if journal.transition(self.state, to, reason):
+            workflow.logger.info("payment %s -> %s: %s", self.state.payment_id, to, reason)
+            self.upsert_search_attributes()
+
+    def upsert_search_attributes(self) -> None:
+        s = self.state
+        workflow.upsert_search_attributes(
+            sa.updates(
+                status=s.status.value,
+                flow=s.flow.value,
+                customer_id=s.customer_id,
+                amount=s.captured_amount or s.amount,
+                auth_expires_at=s.authorization_expires_at,
+                invoice_number=s.invoice_number,
+            )
+        )
+
+    def ignore(self, name: str, reason: str) -> None:
+        journal.ignore(self.state.ignored, name, reason)
+
+    def outcome(self) -> PaymentOutcome:
+        s = self.state
+        return PaymentOutcome(
+            workflow_id=s.workflow_id,
+            payment_id=s.payment_id,
+            status=s.status,
+            authentication_url=s.authentication_url,
+            invoice_number=s.invoice_number,
+            decline_code=s.decline_code,
+            gateway_code=s.gateway_code,
+            reason=s.decline_reason or s.attention_reason,
+        )
+
+    def raise_if_cancelled(self) -> None:
+        if self.provider.cancel_requested:
+            raise asyncio.CancelledError("payment cancelled")
+
+    def past_deadline(self) -> bool:
+        deadline = self.input.deadline
+        return deadline is not None and workflow.now() > deadline
+
+    # --- reading provider answers -----------------------------------------------------------
+
+    def apply_charge_response(self, response: CreateChargeResponse) -> None:
+        self.state.invoice_number = response.invoiceNumber
+        if response.status is Wire.AUTHENTICATION_IN_PROGRESS and response.authenticationUrl:
+            self.state.authentication_url = response.authenticationUrl
+            self.transition(PaymentStatus.CHALLENGE, "issuer asked for 3DS authentication")
+            return
+        self._apply_wire_status(
+            response.status,
+            amount=response.amount,
+            expires_at=response.authorizationExpiresAt,
+            response_code=response.responseCode,
+            source="charge response",
+        )
+
+    def apply_status(self, detail: PaymentDetail) -> bool:
+        """Apply the status API's answer; True once the charge is decided."""
+        if detail.invoiceNumber:
+            self.state.invoice_number = detail.invoiceNumber
+        code = self.last_callback.responseCode if self.last_callback else None
+        amount = detail.capturedAmount if detail.status is Wire.CAPTURED else detail.amount
+        self._apply_wire_status(
+            detail.status,
+            amount=amount,
+            expires_at=detail.authorizationExpiresAt,
+            response_code=code,
+            source="status API",
+        )
+        return self.status not in UNDECIDED
+
+    def _apply_wire_status(
+        self,
+        status: Wire,
+        *,
+        amount: Decimal | None,
+        expires_at: datetime | None,
+        response_code: str | None,
+        source: str,
+    ) -> None:
+        s = self.state
+        if status is Wire.SUCCESS:
+            self.transition(PaymentStatus.PAID, f"paid ({source})")
+        elif status is Wire.AUTHORIZED:
+            s.authorized_amount = amount or s.amount
+            s.authorization_expires_at = expires_at or (
+                workflow.now() + self.input.authorization_window
+            )
+            self.transition(PaymentStatus.AUTHORIZED, f"authorized ({source})")
+        elif status is Wire.CAPTURED:
+            s.captured_amount = amount or s.authorized_amount or s.amount
+            self.transition(PaymentStatus.CAPTURED, f"captured ({source})")
+        elif status is Wire.VOIDED:
+            self.transition(PaymentStatus.VOIDED, f"voided ({source})")
+        elif status is Wire.REFUNDED:
+            s.refunded_amount = s.captured_amount or s.amount
+            self.transition(PaymentStatus.REFUNDED, f"refunded ({source})")
+        elif status is Wire.FAILED:
+            self.fail_from_code(response_code, f"payment failed ({source})")
+        # INITIATED / AUTHENTICATION_IN_PROGRESS: not decided yet, nothing to record.
+
+    def fail_from_code(self, response_code: str | None, reason: str) -> None:
+        gateway = _gateway(response_code)
+        if gateway in _APPROVALS:
+            # The envelope of a status look-up, not the payment's own decline code.
+            response_code, gateway = None, None
+        self.state.decline_code = response_code
+        self.state.gateway_code = gateway.name if gateway else None
+        self.state.decline_reason = reason
+        if gateway in DECLINE_CODES:
+            self.transition(PaymentStatus.DECLINED, f"declined: {gateway.name}")
+        else:
+            self.transition(PaymentStatus.FAILED, reason)
+
+    def fail_from_error(self, failure: ProviderFailure) -> None:
+        self.state.decline_code = failure.response_code
+        self.state.gateway_code = failure.gateway_code
+        self.state.decline_reason = failure.message
+        if failure.declined:
+            self.transition(
+                PaymentStatus.DECLINED, f"declined: {failure.gateway_code or failure.message}"
+            )
+        else:
+            self.transition(PaymentStatus.FAILED, failure.describe())
+
+    async def confirm(self) -> PaymentDetail | None:
+        """The status API's view of this payment, or None if it cannot be had right now."""
+        try:
+            if self.state.invoice_number:
+                return await self.provider.status(invoice_number=self.state.invoice_number)
+            return await self.provider.status(original_transaction_id=self.charge_transaction_id)
+        except ProviderError as err:
+            workflow.logger.warning("status look-up failed: %s", err)
+            return None
+
+
+_APPROVALS = frozenset({GatewayCode.APPROVED, GatewayCode.APPROVED_AUTO})
+
+
+def _gateway(response_code: str | None) -> GatewayCode | None:
+    if not response_code:
+        return None
+    try:
+        return parse_response_code(response_code)[2]
+    except ValueError:
+        return None

@@ -1,0 +1,166 @@
+"""Handlers every payment workflow has, and the skeleton both lifecycles run.
+
+Signals: ``capture`` (CaptureCommand), ``void`` (VoidCommand), ``payment_callback``
+(ayoconnect PaymentCallback), ``resolve`` (ResolveCommand, ops' answer to NEEDS_ATTENTION).
+Updates: ``capture_payment`` and ``void_payment`` (validated up front, return ActionResult),
+``first_outcome`` (the early return of update-with-start: PaymentOutcome once the charge is
+decided). Query: ``state`` (PaymentState).
+
+Cancellation: the charge and every money call are shielded (``Provider._shielded``); a
+cancelled payment whose money moved is refunded (PAID, CAPTURED) or voided (AUTHORIZED), one
+still in its 3DS challenge is followed to the end of the window first, then the workflow ends
+as cancelled with the compensated state queryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from . import authorization, charging
+from .compensation import compensate
+from .payment_core import PaymentCore
+from .provider import ProviderError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import MerchantConfirmation
+    from ayoconnect.models import PaymentCallback
+
+    from .models import (
+        UNDECIDED,
+        ActionResult,
+        CaptureCommand,
+        PaymentFlow,
+        PaymentInput,
+        PaymentOutcome,
+        PaymentState,
+        PaymentStatus,
+        ResolveCommand,
+        VoidCommand,
+    )
+
+
+class PaymentWorkflow:
+    """Base of DirectPaymentWorkflow and AuthCapturePaymentWorkflow (not a workflow itself)."""
+
+    core: PaymentCore
+
+    def _setup(self, payment: PaymentInput, flow: PaymentFlow) -> None:
+        self.core = PaymentCore(payment, flow)
+
+    # --- the skeleton -----------------------------------------------------------------------
+
+    async def _lifecycle(self, then: Callable[[], Awaitable[None]] | None = None) -> PaymentState:
+        core = self.core
+        core.start()
+        try:
+            await charging.charge(core)
+            await self._after_charge()
+            if then is not None:
+                await then()
+            core.raise_if_cancelled()  # a cancel absorbed by a shielded call at the very end
+        except asyncio.CancelledError:
+            await self._compensate_cancelled()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            raise
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return core.state
+
+    async def _after_charge(self) -> None:
+        """A late success is released at once; a merchant who refuses gets its money back."""
+        core = self.core
+        if core.status not in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
+            return
+        if core.past_deadline():
+            async with core.lock:
+                await compensate(core, "charge succeeded after the payment's deadline")
+            return
+        url = core.input.confirmation_url
+        if url is None:
+            return
+        s = core.state
+        try:
+            await core.provider.confirm_with_merchant(
+                MerchantConfirmation(
+                    url=url,
+                    payment_id=s.payment_id,
+                    workflow_id=s.workflow_id,
+                    status=s.status.value,
+                    amount=s.amount,
+                    invoice_number=s.invoice_number,
+                )
+            )
+        except ProviderError as err:
+            async with core.lock:
+                await compensate(core, f"merchant confirmation failed: {err.failure.message}")
+
+    async def _compensate_cancelled(self) -> None:
+        core = self.core
+        workflow.logger.info("payment %s cancelled at %s", core.state.payment_id, core.status)
+        if core.status in UNDECIDED:
+            if core.charge_answered:
+                # The issuer may still approve: follow the challenge to its end, then release.
+                await charging.settle_challenge(core)
+            else:
+                core.transition(PaymentStatus.FAILED, "cancelled before the charge was sent")
+        async with core.lock:
+            await compensate(core, "payment cancelled")
+
+    # --- signals ----------------------------------------------------------------------------
+
+    @workflow.signal(name="capture")
+    async def capture(self, command: CaptureCommand) -> None:
+        await authorization.capture(self.core, command, "capture signal")
+
+    @workflow.signal(name="void")
+    async def void(self, command: VoidCommand) -> None:
+        await authorization.void(self.core, command, "void signal")
+
+    @workflow.signal(name="payment_callback")
+    def payment_callback(self, callback: PaymentCallback) -> None:
+        charging.on_payment_callback(self.core, callback)
+
+    @workflow.signal(name="resolve")
+    def resolve(self, command: ResolveCommand) -> None:
+        if self.core.status is not PaymentStatus.NEEDS_ATTENTION:
+            self.core.ignore("resolve", f"payment is {self.core.status.value}: nothing to resolve")
+            return
+        self.core.resolutions.append(command)
+
+    # --- updates ----------------------------------------------------------------------------
+
+    @workflow.update(name="capture_payment")
+    async def capture_payment(self, command: CaptureCommand) -> ActionResult:
+        return await authorization.capture(self.core, command, "capture_payment update")
+
+    @capture_payment.validator
+    def _validate_capture(self, command: CaptureCommand) -> None:
+        refusal = authorization.capture_refusal(self.core, command)
+        if refusal:
+            raise ApplicationError(refusal, type="CaptureRefused")
+
+    @workflow.update(name="void_payment")
+    async def void_payment(self, command: VoidCommand) -> ActionResult:
+        return await authorization.void(self.core, command, "void_payment update")
+
+    @void_payment.validator
+    def _validate_void(self, command: VoidCommand) -> None:
+        refusal = authorization.void_refusal(self.core)
+        if refusal:
+            raise ApplicationError(refusal, type="VoidRefused")
+
+    @workflow.update(name="first_outcome")
+    async def first_outcome(self) -> PaymentOutcome:
+        """Returns once the charge is decided (CHALLENGE counts: the customer must act);
+        called later, returns the payment's current outcome."""
+        await workflow.wait_condition(lambda: self.core.decided)
+        return self.core.outcome()
+
+    # --- query ------------------------------------------------------------------------------
+
+    @workflow.query(name="state")
+    def state(self) -> PaymentState:
+        return self.core.state

@@ -1,0 +1,100 @@
+"""Every activity timeout and retry policy, in one place.
+
+Rules: every activity has start-to-close AND schedule-to-close; every retry policy has a
+maximum interval; a money-moving call (charge, capture, void, refund) is retried a bounded
+number of times (its activity looks the payment up before any resend, see ``activities``).
+Compensations retry longer (a day) because giving up leaves money held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Ayoconnect said no: the same request gets the same answer, so never retried.
+FINAL_ERROR_TYPES = [
+    "AuthenticationError",
+    "DeclinedError",
+    "RuleViolationError",
+    "NotFoundError",
+    "ConflictError",
+    "InvalidRequestError",
+    "FinalError",
+    "MerchantRejectedError",
+]
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    start_to_close: timedelta
+    schedule_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+
+    def kwargs(self) -> dict:
+        return {
+            "start_to_close_timeout": self.start_to_close,
+            "schedule_to_close_timeout": self.schedule_to_close,
+            "retry_policy": self.retry,
+            "heartbeat_timeout": self.heartbeat,
+        }
+
+
+def _retry(initial: float, maximum: float, attempts: int) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=initial),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=maximum),
+        maximum_attempts=attempts,
+        non_retryable_error_types=FINAL_ERROR_TYPES,
+    )
+
+
+# The client's read timeout is 15 s and a money call may make two requests (look-up + send).
+READ = ActivityOptions(
+    start_to_close=timedelta(seconds=40),
+    schedule_to_close=timedelta(minutes=2),
+    retry=_retry(1, 10, 5),
+)
+WEBVIEW = ActivityOptions(
+    start_to_close=timedelta(seconds=40),
+    schedule_to_close=timedelta(minutes=2),
+    retry=_retry(1, 10, 5),
+)
+MONEY = ActivityOptions(
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(minutes=10),
+    retry=_retry(2, 60, 8),
+    heartbeat=timedelta(seconds=30),
+)
+COMPENSATION = ActivityOptions(
+    start_to_close=timedelta(seconds=60),
+    schedule_to_close=timedelta(hours=24),
+    retry=_retry(5, 600, 0),  # bounded by schedule-to-close, not by a count
+    heartbeat=timedelta(seconds=30),
+)
+UNBIND = ActivityOptions(
+    start_to_close=timedelta(seconds=40),
+    schedule_to_close=timedelta(minutes=10),
+    retry=_retry(2, 60, 10),
+)
+MERCHANT = ActivityOptions(
+    start_to_close=timedelta(seconds=30),
+    schedule_to_close=timedelta(minutes=10),
+    retry=_retry(2, 60, 8),
+    heartbeat=timedelta(seconds=20),
+)
+
+# 3DS challenge: poll the status API on this backoff while waiting for the callback.
+CHALLENGE_POLL_FIRST = timedelta(seconds=5)
+CHALLENGE_POLL_MAX = timedelta(seconds=60)
+
+
+def challenge_poll_delays(first: timedelta = CHALLENGE_POLL_FIRST):
+    """5 s, 10 s, 20 s, 40 s, 60 s, 60 s, ...: bounded history over a 300 s window (~8 polls)."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, CHALLENGE_POLL_MAX)

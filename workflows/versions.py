@@ -1,0 +1,36 @@
+"""Changing workflow code while executions run (an authorization is held for up to 7 days).
+
+Temporal replays a running execution's history through today's code, so a change to the
+sequence of commands a lifecycle issues (activities, timers, search-attribute upserts, in what
+order) must not alter what an older execution replays. The procedure:
+
+1. Name the change here: ``<LIFECYCLE>_<WHAT>_<YYYYMM> = "<lifecycle>-<what>-<yyyymm>"``.
+2. Branch on it where the sequence changes::
+
+       if versions.changed(versions.AUTH_CAPTURE_EARLY_VOID_202701):
+           ...new steps...
+       else:
+           ...old steps, unchanged...
+
+3. Record a history of the new path (``KARTU_RECORD_HISTORIES=1`` on the test that covers it)
+   next to the old ones: ``tests/workflows/test_workflow_replay.py`` replays both.
+4. Once no execution started before the change can still be open (auth-capture: the longest
+   authorization window plus its margin; others: minutes), switch to
+   ``workflow.deprecate_patch(id)``, then remove the branch and the id.
+
+The likeliest changes, already kept in one place each: the 3DS poll schedule
+(``policies.challenge_poll_delays``), activity options (``policies``; options are not part of the
+replayed command sequence, so they change freely), and the steps after the charge
+(``PaymentWorkflow._after_charge``).
+
+No patch is live yet.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+
+def changed(patch_id: str) -> bool:
+    """True on executions that run the new code path (``workflow.patched``)."""
+    return workflow.patched(patch_id)
