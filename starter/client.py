@@ -11,7 +11,7 @@ activities alone.
   becomes the update id, so a retried call gets the first answer even after the workflow closed.
   ``signal_capture`` / ``signal_void`` are the fire-and-forget variants.
 - ``refund`` starts ``refund-<paymentId>`` (full amount, from the payment's state); ``unbind_card``
-  starts ``unbind-<cardToken>``; both answer the same workflow when asked twice.
+  starts ``unbind-<digest of the token>``; both answer the same workflow when asked twice.
 - Reads go through the workflows' ``state`` query (read-your-writes), never visibility; only
   ``find_payments`` and ``list_cards`` search visibility (eventually consistent, for lists).
 """
@@ -728,7 +728,7 @@ class KartuClient:
     async def unbind_card(
         self, card_token: str, *, customer_id: str, wait: bool = True, timeout: float = 30.0
     ) -> UnbindState:
-        """Disable a card token: ``unbind-<cardToken>``; asking again returns the same unbind."""
+        """Disable a card token: ``unbind-<token digest>``; asking again returns the same unbind."""
         unbind = _validated(UnbindInput, {"card_token": card_token, "customer_id": customer_id})
         workflow_id = unbind_workflow_id(unbind.card_token)
         try:

@@ -1,7 +1,7 @@
 """Identifiers Kartu derives from the merchant's keys: pure functions, safe in workflows.
 
 - Workflow ids: ``payment-<paymentId>``, ``registration-<registrationId>``,
-  ``refund-<paymentId>``, ``unbind-<cardToken>``.
+  ``refund-<paymentId>``, ``unbind-<card_key(cardToken)>``.
 - Ayoconnect ``transactionId`` = ``<key>-<step>`` (at most 32 characters). The same step of
   the same flow always yields the same id, so a retried activity resends the same id and
   Ayoconnect's idempotency returns the first answer.
@@ -68,9 +68,15 @@ def refund_workflow_id(payment_id: str) -> str:
 
 
 def unbind_workflow_id(card_token: str) -> str:
-    if not card_token or not card_token.isalnum():
+    """``unbind-<digest of the token>``: deterministic, so asking twice unbinds once.
+
+    Workflow ids are shown in clear in the Temporal UI and lists, outside the payload codec; the
+    card token is a credential-like reference, so only its digest goes there (DESIGN: never a
+    token in clear metadata).
+    """
+    if not card_token or not card_token.isalnum() or not card_token.isascii():
         raise InvalidKeyError("cardToken must be letters and digits")
-    return UNBIND_PREFIX + card_token
+    return UNBIND_PREFIX + card_key(card_token)
 
 
 def transaction_id(key: str, step: str) -> str:

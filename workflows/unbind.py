@@ -1,4 +1,4 @@
-"""Unbind a card token: UNBOUND | FAILED. Workflow id ``unbind-<cardToken>``.
+"""Unbind a card token: UNBOUND | FAILED. Workflow id ``unbind-<card_key(cardToken)>``.
 
 The transactionId key is a digest of the token (``ids.card_key``): 40 characters would not fit
 and the token stays out of provider logs.
