@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -49,7 +49,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ayoconnect.models import BindingCallback, Customer, CustomerId, PaymentCallback, money
+from ayoconnect.models import BindingCallback, Customer, PaymentCallback
 from workflows import (
     AuthCapturePaymentWorkflow,
     CardRegistrationWorkflow,
@@ -59,7 +59,6 @@ from workflows import (
 )
 from workflows import search_attributes as sa
 from workflows.ids import (
-    InvalidKeyError,
     UnroutableCallbackError,
     parse_callback_transaction_id,
     payment_workflow_id,
@@ -87,10 +86,37 @@ from workflows.models import (
     UnbindState,
     UnbindStatus,
     VoidCommand,
-    WebviewInfo,
 )
 
+from .errors import (
+    ActionRefused,
+    IdempotencyConflict,
+    InvalidRequest,
+    KartuError,
+    KartuTimeout,
+    KartuUnavailable,
+    NotFound,
+    PaymentNotFound,
+    RefundNotFound,
+    RegistrationNotFound,
+    UnbindNotFound,
+)
+from .models import (
+    CallbackDelivery,
+    CardSummary,
+    PaymentSummary,
+    RegistrationStarted,
+    _CustomerIdOnly,
+)
 from .settings import DEFAULT_TASK_QUEUE, TemporalSettings, connect_temporal
+from .validation import (
+    _amount,
+    _enum,
+    _idempotency_key,
+    _key,
+    _text,
+    _validated,
+)
 
 log = logging.getLogger("kartu.client")
 
@@ -101,197 +127,25 @@ PAYMENT_WORKFLOW_TYPES = ("DirectPayment", "AuthCapturePayment")
 REGISTRATION_WORKFLOW_TYPE = "CardRegistration"
 REFUNDABLE = frozenset({PaymentStatus.PAID, PaymentStatus.CAPTURED})
 SETTLED_REGISTRATION = frozenset(set(RegistrationStatus) - {RegistrationStatus.PENDING})
-_MAX_IDEMPOTENCY_KEY = 200
 
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-class KartuError(Exception):
-    """Base of every error ``KartuClient`` raises; ``str()`` says what happened."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidRequest(KartuError):
-    """Bad input, refused before anything was started: fix the call. ``field`` names it."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class NotFound(KartuError):
-    """No such payment, registration, refund or unbind in Temporal."""
-
-
-class PaymentNotFound(NotFound):
-    pass
-
-
-class RegistrationNotFound(NotFound):
-    pass
-
-
-class RefundNotFound(NotFound):
-    pass
-
-
-class UnbindNotFound(NotFound):
-    pass
-
-
-class ActionRefused(KartuError):
-    """The payment cannot do this now (a capture of a VOIDED payment, a second void...).
-    ``status`` is the payment's status when known; ``result`` the workflow's answer, if any."""
-
-    def __init__(
-        self,
-        reason: str,
-        status: PaymentStatus | None = None,
-        result: ActionResult | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.result = result
-
-
-class IdempotencyConflict(KartuError):
-    """The id is already used by a different request (another amount, customer or flow)."""
-
-    def __init__(self, message: str, field: str = "payment_id") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class KartuTimeout(KartuError):
-    """Waiting ran out; the operation itself carries on durably in its workflow."""
-
-
-class KartuUnavailable(KartuError):
-    """Temporal could not be reached or refused the call for a reason of its own: retry."""
-
-
-# --- models the client adds to the workflows' own ---------------------------------------------
-
-
-class _ClientModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RegistrationStarted(_ClientModel):
-    """Answer of ``register_card``: where to send the customer, at once."""
-
-    registration_id: str
-    workflow_id: str
-    webview: WebviewInfo
-
-
-class PaymentSummary(_ClientModel):
-    """A payment as visibility sees it (search attributes; eventually consistent)."""
-
-    payment_id: str
-    workflow_id: str
-    workflow_type: str
-    running: bool
-    flow: str | None = None
-    status: str | None = None
-    customer_id: str | None = None
-    amount: int | None = None  # KartuAmount: whole rupiah
-    invoice_number: str | None = None
-    authorization_expires_at: datetime | None = None
-    started_at: datetime | None = None
-    closed_at: datetime | None = None
-
-
-class CardSummary(_ClientModel):
-    """A card registered through Kartu (see ``list_cards``)."""
-
-    card_token: str
-    masked_card: str | None = None
-    brand: str | None = None
-    status: str  # ACTIVE, or DISABLED once unbound through Kartu
-    registration_id: str
-
-
-class _CustomerIdOnly(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True)
-    customer_id: CustomerId
-
-
-class CallbackDelivery(_ClientModel):
-    """What became of an Ayoconnect callback: signalled to its workflow, or why not."""
-
-    delivered: bool
-    workflow_id: str | None = None
-    signal: str | None = None
-    reason: str | None = None
-
-
-# --- validation helpers -----------------------------------------------------------------------
-
-
-def _field_of(loc: Iterable[Any]) -> str | None:
-    parts = [str(p) for p in loc]
-    return ".".join(parts) or None
-
-
-def _validated(model: type[M], data: dict[str, Any], rename: dict[str, str] | None = None) -> M:
-    """``model(**data)`` or one InvalidRequest naming the first bad field (values hidden)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        field = _field_of(first["loc"])
-        if field and rename:
-            field = rename.get(field, field)
-        message = first["msg"].removeprefix("Value error, ")
-        raise InvalidRequest(f"{field}: {message}" if field else message, field) from None
-
-
-def _key(build: Callable[[str], str], value: Any, field: str) -> str:
-    try:
-        return build(value)
-    except (InvalidKeyError, TypeError, AttributeError) as exc:
-        raise InvalidRequest(f"{field}: {exc}", field) from None
-
-
-def _amount(value: Any, field: str = "amount") -> Decimal:
-    if isinstance(value, bool):
-        raise InvalidRequest(f"{field}: amount must be a decimal string", field)
-    try:
-        return money(value)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(f"{field}: {exc}", field) from None
-
-
-def _idempotency_key(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_IDEMPOTENCY_KEY:
-        raise InvalidRequest(
-            f"idempotency_key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters", "idempotency_key"
-        )
-    if not value.isprintable():
-        raise InvalidRequest("idempotency_key must be printable characters", "idempotency_key")
-    return value
-
-
-def _text(value: Any, field: str, max_length: int = 255) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
-        raise InvalidRequest(f"{field} must be 1 to {max_length} characters", field)
-    return value
-
-
-def _enum(kind: type[T], value: Any, field: str) -> T:
-    try:
-        return kind(str(value).upper())  # type: ignore[call-arg]
-    except ValueError:
-        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
-        raise InvalidRequest(f"{field} must be one of {allowed}", field) from None
+__all__ = [
+    "ActionRefused",
+    "CallbackDelivery",
+    "CardSummary",
+    "IdempotencyConflict",
+    "InvalidRequest",
+    "KartuClient",
+    "KartuError",
+    "KartuTimeout",
+    "KartuUnavailable",
+    "NotFound",
+    "PaymentNotFound",
+    "PaymentSummary",
+    "RefundNotFound",
+    "RegistrationNotFound",
+    "RegistrationStarted",
+    "UnbindNotFound",
+]
 
 
 def _outcome_of(state: PaymentState) -> PaymentOutcome:
