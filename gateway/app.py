@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -27,6 +28,7 @@ from starter.client import KartuClient
 
 from .api import rest_router
 from .callbacks import CallbackJournal, SignatureVerifier, callbacks_router
+from .codec import codec_router
 from .errors import ApiError, error_response, install_error_handlers
 from .schemas import Health
 from .settings import GatewaySettings
@@ -87,9 +89,18 @@ def create_app(
 
     app.include_router(callbacks_router(settings, ayoconnect, journal, verifier, require_api_key))
     app.include_router(rest_router(settings, require_api_key))
+    app.include_router(codec_router(require_api_key))
     app.openapi = lambda: _openapi_with_callback_body(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
+    # The Temporal UI calls the codec endpoints from the browser: only its origins may.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.codec_cors_origins),
+        allow_methods=["POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Namespace"],
+        allow_credentials=True,
+    )
     return app
 
 

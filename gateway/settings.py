@@ -46,6 +46,8 @@ class GatewaySettings(BaseSettings):
     # The longest a POST /payments waits for the first outcome before answering PENDING.
     max_wait_seconds: float = Field(default=60.0, gt=0, le=600)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Browser origins of the Temporal UI allowed to call /codec/* (JSON list in the env var).
+    codec_cors_origins: tuple[str, ...] = ("http://localhost:8233", "http://127.0.0.1:8233")
 
     @field_validator("api_key")
     @classmethod
