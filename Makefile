@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kartu-installed
 
-.PHONY: test lint format unit sandbox up clean
+.PHONY: test lint format unit sandbox up demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ unit: $(STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/python -m sandbox
+
+# The whole local stack: Temporal dev server + UI, sandbox, gateway, worker. Ctrl-C stops it all.
+up: $(STAMP)
+	$(BIN)/kartu up
+
+demo: $(STAMP)
+	$(BIN)/kartu demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.payments
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,213 @@
+"""Helpers of the CLI suite: run the real ``kartu`` console script as a subprocess, start and
+stop ``kartu up --json`` on free ports, register cards through the CLI alone."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from starter.devserver import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIRECT_URL = "https://shop.example/return"
+FRICTIONLESS_CARD = "4111111111111111"
+CHALLENGE_CARD = "4000000000003220"
+# Long enough for a test to authorize then capture, short enough for the demo's expiry.
+SANDBOX_AUTH_WINDOW = "10s"
+# Remote-cluster settings from the developer's shell must not reach the local stack.
+_SCRUBBED = ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS_CERT")
+_SCRUBBED += ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA", "KARTU_TASK_QUEUE", "KARTU_GATEWAY_API_KEY")
+
+
+def kartu_command() -> list[str]:
+    """The installed console script, else the module (same code, same ``main``)."""
+    script = Path(sys.executable).parent / "kartu"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "starter.cli"]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    # Subprocesses import this tree, as the tests do (pytest's pythonpath = ["."]).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        assert self.code == 0, f"exit {self.code}: {self.err}"
+        return json.loads(self.out)
+
+
+def run_kartu(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> Result:
+    done = subprocess.run(  # noqa: S603 - our own console script
+        [*kartu_command(), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@dataclass
+class Up:
+    """A running ``kartu up``: its ports, data directory, pids and a CLI bound to it."""
+
+    process: subprocess.Popen[str]
+    data_dir: Path
+    ports: dict[str, int]
+    ready: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        extra = {
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports['temporal']}",
+            "KARTU_SANDBOX_URL": f"http://127.0.0.1:{self.ports['sandbox']}",
+            "KARTU_UI_URL": f"http://127.0.0.1:{self.ports['ui']}",
+            "KARTU_REDIRECT_URL": REDIRECT_URL,
+        }
+        if self.ready.get("codec_keys_file"):
+            extra["KARTU_CODEC_KEYS_FILE"] = self.ready["codec_keys_file"]
+        return base_env(**extra)
+
+    def kartu(self, *args: str, timeout: float = 60) -> Result:
+        return run_kartu(*args, env=self.env, cwd=self.data_dir.parent, timeout=timeout)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: pid for name, pid in self.ready["pids"].items() if pid}
+
+    def stop(self, timeout: float = 40) -> int:
+        """SIGTERM, as a service manager would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+            raise
+        self.events += read_events(self.process, until=None, timeout=1)
+        return code
+
+    def kill_all(self) -> None:
+        """Last resort after a failed test: nothing of the stack may outlive the session."""
+        for pid in [self.process.pid, *self.pids.values()]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+def read_events(
+    process: subprocess.Popen[str], *, until: str | None, timeout: float
+) -> list[dict[str, Any]]:
+    """JSON lines from ``kartu up --json`` until the event ``until`` (or EOF, or timeout)."""
+    assert process.stdout is not None
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=max(deadline - time.monotonic(), 0.01)):
+                continue
+            line = process.stdout.readline()
+            if not line:
+                break
+            events.append(json.loads(line))
+            if until is not None and events[-1]["event"] == until:
+                break
+    return events
+
+
+def free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return list(ports)
+
+
+def start_up(data_dir: Path, ports: dict[str, int] | None = None, *extra: str) -> Up:
+    """``kartu up --json`` on free loopback ports; returns once it said "ready"."""
+    if ports is None:
+        ports = dict(zip(["temporal", "ui", "sandbox", "gateway"], free_ports(4), strict=True))
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [
+            *kartu_command(),
+            "up",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+            "--temporal-port",
+            str(ports["temporal"]),
+            "--ui-port",
+            str(ports["ui"]),
+            "--sandbox-port",
+            str(ports["sandbox"]),
+            "--gateway-port",
+            str(ports["gateway"]),
+            *extra,
+        ],
+        env=base_env(),
+        cwd=data_dir.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    up = Up(process, data_dir, ports)
+    up.events = read_events(process, until="ready", timeout=90)
+    if not up.events or up.events[-1]["event"] != "ready":
+        up.kill_all()
+        assert process.stderr is not None
+        pytest.fail(f"kartu up did not get ready: {up.events} {process.stderr.read()[-2000:]}")
+    up.ready = up.events[-1]
+    return up
+
+
+def new_id(prefix: str = "t") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+@dataclass
+class RegisteredCard:
+    token: str
+    customer_id: str
+
+
+def register(up: Up, card: str, customer_id: str | None = None) -> RegisteredCard:
+    """Through the CLI only: start a registration, fill the webview, read the result."""
+    registration = new_id("reg")
+    args = ["register", registration, "--name", "Kartu Tester", "--email", "t@example.com"]
+    args += ["--phone", "6281234567890", "--json"]
+    if customer_id:
+        args += ["--customer", customer_id]
+    started = up.kartu(*args).json()
+    assert started["workflow_id"] == f"registration-{registration}"
+    webview = started["webview"]["url"]
+    assert webview.startswith(up.env["KARTU_SANDBOX_URL"] + "/webview/")
+    page = up.kartu("sandbox", "card", webview, "--card", card, "--otp", "123456", "--json")
+    assert page.json() == {"status_code": 303, "redirected_to": REDIRECT_URL}
+    state = up.kartu("registration", registration, "--wait", "30", "--json").json()
+    assert state["status"] == "REGISTERED", state
+    assert len(state["card_token"]) == 40
+    return RegisteredCard(state["card_token"], state["customer_id"])

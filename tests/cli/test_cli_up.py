@@ -1,0 +1,142 @@
+"""``kartu up``: one command starts the whole stack, SIGTERM or Ctrl-C stops all of it, and a
+restart on the same data directory finds every payment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+from pathlib import Path
+
+import httpx
+from cli_stack import (
+    FRICTIONLESS_CARD,
+    Up,
+    free_ports,
+    new_id,
+    register,
+    run_kartu,
+    start_up,
+)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens, and a server could bind it again (TIME_WAIT left by closed connections
+    does not count: servers set SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def assert_all_gone(up: Up, pids: dict[str, int]) -> None:
+    assert set(pids) == {"temporal", "sandbox", "gateway", "worker"}
+    assert [name for name, pid in pids.items() if alive(pid)] == []
+    assert [name for name, port in up.ports.items() if not port_free(port)] == []
+    assert [e["event"] for e in up.events[-2:]] == ["stopping", "stopped"]
+
+
+def test_up_stops_everything_and_keeps_payments(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    up = start_up(data)
+    try:
+        ready = up.ready
+        assert ready["ui"] == f"http://127.0.0.1:{up.ports['ui']}"
+        assert ready["gateway"] == f"http://127.0.0.1:{up.ports['gateway']}"
+        assert ready["callback_url"].endswith("/callbacks/ayoconnect")
+        assert Path(ready["data_dir"]) == data.resolve()
+        assert (data / "temporal.sqlite").is_file()
+        assert (data / "sandbox.sqlite").is_file()
+        for name in ("temporal", "sandbox", "gateway", "worker"):
+            assert Path(ready["logs"][name]).is_file()
+
+        # The generated API key: a 0600 file, printed by path, never by value.
+        key_file = Path(ready["api_key_file"])
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        key = key_file.read_text().strip()
+        assert key not in json.dumps(up.events)
+        gateway = ready["gateway"]
+        assert httpx.get(f"{gateway}/healthz").json()["status"] == "ok"
+        assert httpx.get(f"{gateway}/payments/p_1").status_code == 401
+        with_key = httpx.get(f"{gateway}/payments/p_1", headers={"X-API-Key": key})
+        assert with_key.status_code == 404
+
+        card = register(up, FRICTIONLESS_CARD)
+        payment = new_id("keep")
+        args = ["pay", payment, "--customer", card.customer_id, "--amount", "12345.67"]
+        paid = up.kartu(*args, "--card-token", card.token, "--json").json()
+        assert paid["status"] == "PAID"
+        pids = up.pids
+        assert all(alive(pid) for pid in pids.values())
+    finally:
+        code = up.stop()
+    assert code == 0
+    assert_all_gone(up, pids)
+
+    # Same directory, same ports: everything is where it was.
+    again = start_up(data, up.ports)
+    try:
+        assert again.ready["api_key_file"] == str(key_file)
+        assert key_file.read_text().strip() == key
+        state = again.kartu("status", payment, "--json").json()
+        assert state["status"] == "PAID"
+        assert state["amount"] == "12345.67"
+        cards = again.kartu("cards", card.customer_id, "--json").json()
+        assert [c["card_token"] for c in cards] == [card.token]
+        repeat = again.kartu(*args, "--card-token", card.token, "--json").json()
+        assert repeat["invoice_number"] == paid["invoice_number"]
+        pids = again.pids
+        # Ctrl-C in the terminal: SIGINT stops it all the same.
+        again.process.send_signal(signal.SIGINT)
+    finally:
+        code = again.stop()
+    assert code == 0
+    assert_all_gone(again, pids)
+
+
+def test_up_refuses_a_busy_data_dir_or_port_and_starts_nothing(
+    kartu_up: Up, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in kartu_up.env.items() if k != "TEMPORAL_ADDRESS"}
+    temporal, ui, sandbox = free_ports(3)
+    ports = ["--temporal-port", str(temporal), "--ui-port", str(ui)]
+    ports += ["--sandbox-port", str(sandbox)]
+    busy_dir = run_kartu(
+        "up", "--data-dir", str(kartu_up.data_dir), *ports, env=env, cwd=tmp_path, timeout=30
+    )
+    assert busy_dir.code == 1
+    assert "another `kartu up` is running on" in busy_dir.err
+    busy_port = run_kartu(
+        "up",
+        "--data-dir",
+        str(tmp_path / "other"),
+        *ports,
+        "--gateway-port",
+        str(kartu_up.ports["gateway"]),
+        env=env,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert busy_port.code == 1
+    assert f"port {kartu_up.ports['gateway']} (--gateway-port)" in busy_port.err
+    assert not (tmp_path / "other" / "temporal.sqlite").exists()
+    # The running stack did not notice.
+    assert all(alive(pid) for pid in kartu_up.pids.values())
+    assert httpx.get(f"{kartu_up.ready['gateway']}/healthz").status_code == 200
+    assert os.path.exists(kartu_up.data_dir / "up.lock")
