@@ -125,7 +125,7 @@ async def bound_card(kartu: KartuClient, run: str) -> tuple[str, str]:
         phone_number="628111111111",
         redirect_url="https://merchant.example/registered",
     )
-    await register_card(started.webview_url, card_number=FRICTIONLESS_CARD)
+    await register_card(started.webview.url, card_number=FRICTIONLESS_CARD)
     state = await kartu.wait_registration(f"bench_{run}", timeout=30)
     if not state.card_token or not state.customer_id:
         raise RuntimeError(f"card registration ended {state.status}: {state}")

@@ -1,0 +1,302 @@
+"""Crash recovery on a REAL Temporal dev server (SQLite file), the worker a separate process.
+
+Two payments are in flight when the worker is SIGKILLed:
+- a frictionless charge the provider applies at once but answers 3 s late (sandbox delay
+  fault), so the worker dies before it learns the result; the retried activity (once Temporal
+  declares the dead attempt timed out: the charge's 30 s heartbeat timeout, which sets this
+  test's length) looks the payment up by originalTransactionId and finds it, no second charge;
+- a 3DS payment waiting for the customer, who authenticates while no worker runs: the callback
+  is signalled through the gateway and kept in the workflow's history until a worker returns.
+A second worker process finishes both, exactly once each. Meanwhile the dev server is restarted
+on the same SQLite file: the finished payment is still there (state, search attributes), and
+the open one finishes across the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from integration_support import (
+    CHALLENGE,
+    FRICTIONLESS,
+    REDIRECT_URL,
+    LoopServers,
+    new_key,
+    operations,
+)
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from ayoconnect import AyoconnectSettings
+from ayoconnect.models import CardData
+from ayoconnect.security import encrypt_card
+from gateway import GatewaySettings, create_app
+from sandbox import SandboxServer, SandboxSettings
+from sandbox.control_client import SandboxControl
+from sandbox.customer import authenticate_3ds
+from starter.client import KartuClient
+from starter.devserver import DevServer
+from workflows import DirectPaymentWorkflow
+from workflows import search_attributes as sa
+from workflows.ids import payment_workflow_id
+from workflows.models import PaymentInput, PaymentState, PaymentStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+CUSTOMER = "CUSTCRASH01"
+# IndexedValueType → the dev server's --search-attribute kind.
+_KINDS = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime"}
+SEARCH_ATTRIBUTES = {key.name: _KINDS[int(key.indexed_value_type)] for key in sa.ALL_KEYS}
+
+
+@dataclass
+class CrashStack:
+    devserver: DevServer
+    client: Client
+    control: SandboxControl
+    sandbox_url: str
+    task_queue: str
+    logs: Path
+    workers: list[subprocess.Popen[bytes]]
+
+    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """``python worker.py`` as its own process, configured by the environment."""
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": self.devserver.address,
+            "TEMPORAL_NAMESPACE": "default",
+            "KARTU_TASK_QUEUE": self.task_queue,
+            "AYOCONNECT_BASE_URL": self.sandbox_url,
+            "KARTU_GRACEFUL_SHUTDOWN_SECONDS": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+        with open(self.logs / f"worker-{name}.log", "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "worker.py"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.workers.append(process)
+        return process
+
+    def log_tails(self) -> str:
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-25:]
+            parts.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    async def encrypted(self, number: str) -> str:
+        card = CardData(
+            pan=number, expiryMonth="12", expiryYear="2099", cvv="123", cardholderName="K T"
+        )
+        return encrypt_card(card, await self.control.public_key())
+
+    async def payment(self, number: str, amount: str) -> PaymentInput:
+        return PaymentInput(
+            payment_id=new_key("crash"),
+            customer_id=CUSTOMER,
+            amount=amount,
+            encrypted_card=await self.encrypted(number),
+            redirect_url=REDIRECT_URL,
+        )
+
+
+async def _connect(address: str) -> Client:
+    return await Client.connect(address, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture
+async def crash_stack(tmp_path: Path) -> AsyncIterator[CrashStack]:
+    devserver = DevServer(
+        db_path=tmp_path / "temporal.sqlite",
+        log_path=tmp_path / "temporal-dev-server.log",
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    devserver.start()
+    servers = LoopServers()
+    sandbox: SandboxServer | None = None
+    control: SandboxControl | None = None
+    stack: CrashStack | None = None
+    try:
+        await devserver.wait_ready()
+        client = await _connect(devserver.address)
+        task_queue = f"kartu-crash-{uuid.uuid4().hex[:8]}"
+        ayoconnect = AyoconnectSettings()
+        gateway = create_app(
+            KartuClient(client, task_queue=task_queue),
+            GatewaySettings(api_key="crash-test-api-key-0123456", port=0),
+            ayoconnect_settings=ayoconnect,
+        )
+        gateway_url = await servers.serve(gateway)
+        sandbox = SandboxServer(
+            SandboxSettings(
+                callback_url=gateway_url + "/callbacks/ayoconnect",
+                time_factor=0.001,
+                log_level="warning",
+            ),
+            ayoconnect=ayoconnect,
+        )
+        sandbox_url = await asyncio.to_thread(sandbox.start)
+        control = SandboxControl(sandbox_url)
+        stack = CrashStack(
+            devserver, client, control, sandbox_url, task_queue, tmp_path, workers=[]
+        )
+        yield stack
+    finally:
+        if stack is not None:
+            for process in stack.workers:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                    try:
+                        process.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait(timeout=5)
+        if control is not None:
+            await control.aclose()
+        if sandbox is not None:
+            await asyncio.to_thread(sandbox.stop)
+        await servers.stop()
+        devserver.stop()
+
+
+async def _wait_for(check: Any, what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _event_types(client: Client, workflow_id: str) -> list[Any]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return list(history.events)
+
+
+async def test_worker_killed_mid_payment_then_server_restarted(crash_stack: CrashStack):
+    stack = crash_stack
+    try:
+        await _crash_and_recover(stack)
+    except BaseException:
+        print(stack.log_tails())  # shown by pytest on failure
+        raise
+
+
+async def _crash_and_recover(stack: CrashStack) -> None:
+    client, control = stack.client, stack.control
+    worker_a = stack.spawn_worker("a")
+
+    # A 3DS payment: the first outcome (update-with-start) is the challenge.
+    challenge = await stack.payment(CHALLENGE, "88000.00")
+    operation = WithStartWorkflowOperation(
+        DirectPaymentWorkflow.run,
+        challenge,
+        id=payment_workflow_id(challenge.payment_id),
+        task_queue=stack.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    outcome = await client.execute_update_with_start_workflow(
+        DirectPaymentWorkflow.first_outcome, start_workflow_operation=operation
+    )
+    assert outcome.status is PaymentStatus.CHALLENGE and outcome.authentication_url
+    challenge_handle = await operation.workflow_handle()
+
+    # A frictionless payment whose charge the provider applies at once but answers 3 s late.
+    await control.set_faults({"create_charge": {"delay_next": 1, "delay_ms": 3000}})
+    slow = await stack.payment(FRICTIONLESS, "77000.00")
+    slow_handle = await client.start_workflow(
+        DirectPaymentWorkflow.run,
+        slow,
+        id=payment_workflow_id(slow.payment_id),
+        task_queue=stack.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+
+    async def charge_in_flight() -> bool:
+        counts = (await control.faults())["counts"].get("create_charge", {})
+        return counts.get("delays", 0) >= 1
+
+    await _wait_for(charge_in_flight, "the slow charge to reach the provider")
+
+    # Power cut for the worker, mid-charge.
+    worker_a.kill()
+    worker_a.wait(timeout=5)
+
+    # The provider applied the charge; its answer went to a dead worker.
+    [orphan] = [p for p in (await control.ledger())["payments"] if p["orderId"] == slow.payment_id]
+    assert orphan["status"] == "SUCCESS"
+
+    # The customer passes 3DS while no worker runs: the callback becomes a signal in history.
+    await authenticate_3ds(outcome.authentication_url)
+
+    async def callback_signalled() -> bool:
+        events = await _event_types(client, challenge_handle.id)
+        return any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in events)
+
+    await _wait_for(callback_signalled, "the 3DS callback to be signalled")
+
+    stack.spawn_worker("b")
+    paid_3ds: PaymentState = await asyncio.wait_for(challenge_handle.result(), 30)
+    assert paid_3ds.status is PaymentStatus.PAID
+    assert paid_3ds.callbacks_received == 1
+
+    # While the orphaned charge waits out its heartbeat timeout, restart the dev server on
+    # the same SQLite file: the finished payment is still there, the open one carries on.
+    stack.devserver.stop()
+    stack.devserver.start()
+    await stack.devserver.wait_ready()
+    restarted = await _connect(stack.devserver.address)
+    handle_3ds = restarted.get_workflow_handle_for(DirectPaymentWorkflow.run, paid_3ds.workflow_id)
+    description = await handle_3ds.describe()
+    assert description.status is WorkflowExecutionStatus.COMPLETED
+    assert description.typed_search_attributes.get(sa.PAYMENT_STATUS) == "PAID"
+    assert await handle_3ds.result() == paid_3ds
+
+    handle_slow = restarted.get_workflow_handle_for(DirectPaymentWorkflow.run, slow_handle.id)
+    paid_slow: PaymentState = await asyncio.wait_for(handle_slow.result(), 60)
+    assert paid_slow.status is PaymentStatus.PAID
+
+    # Exactly once: one payment per order, one PAY each, and no second create-charge request
+    # (two in all: the 3DS one and the orphaned one; the retry looked up and found it).
+    ledger = await control.ledger()
+    for state, expected in ((paid_3ds, ["PAY", "AUTHENTICATE"]), (paid_slow, ["PAY"])):
+        [payment] = [p for p in ledger["payments"] if p["orderId"] == state.payment_id]
+        assert payment["status"] == "SUCCESS"
+        assert payment["invoiceNumber"] == state.invoice_number
+        assert operations(payment) == expected
+    assert (await control.faults())["counts"]["create_charge"]["calls"] == 2
+    started = [
+        e.activity_task_started_event_attributes.attempt
+        for e in await _event_types(restarted, slow_handle.id)
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert started[0] == 2, f"the charge activity should have been retried once: {started}"
+    description = await handle_slow.describe()
+    assert description.typed_search_attributes.get(sa.PAYMENT_STATUS) == "PAID"
+
+    async def both_listed() -> bool:
+        query = f"{sa.PAYMENT_STATUS.name} = 'PAID' AND {sa.CUSTOMER_ID.name} = '{CUSTOMER}'"
+        return (await restarted.count_workflows(query)).count == 2
+
+    await _wait_for(both_listed, "visibility to list both payments")
