@@ -20,7 +20,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client, TLSConfig
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
@@ -28,6 +27,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities import AyoconnectActivities
 from ayoconnect import AyoconnectClient, AyoconnectSettings
+from starter.codec import DEV_KEYS_FILE, codec_from_env
+from starter.codec import data_converter as codec_data_converter
 from workflows import ALL_WORKFLOWS
 from workflows.search_attributes import ALL_KEYS
 
@@ -42,8 +43,7 @@ PASSTHROUGH_MODULES = (
     "annotated_types",
     "ayoconnect",
     "activities",
-    "workflows.models",
-    "workflows.ids",
+    "workflows",
     "httpx",
 )
 
@@ -77,10 +77,19 @@ class WorkerSettings(BaseSettings):
         )
 
 
-async def connect(
-    settings: WorkerSettings, data_converter: DataConverter = pydantic_data_converter
-) -> Client:
-    """A Temporal client with Kartu's data converter (pydantic; add the codec here later)."""
+def kartu_data_converter() -> DataConverter:
+    """Pydantic payloads, encrypted by the payload codec that ``KARTU_CODEC_*`` configures.
+
+    With no keys configured, a local development key is created in ``.kartu/codec.keys``, so
+    every local process started from the same folder agrees; production sets the keys.
+    """
+    return codec_data_converter(codec_from_env(allow_dev_key_path=DEV_KEYS_FILE))
+
+
+async def connect(settings: WorkerSettings, data_converter: DataConverter | None = None) -> Client:
+    """A Temporal client with Kartu's data converter: pydantic, payloads encrypted."""
+    if data_converter is None:
+        data_converter = kartu_data_converter()
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,

@@ -23,7 +23,7 @@ async def noop(step: int) -> int:
     return step
 
 
-@workflow.defn(name="BenchFloor", sandboxed=False)
+@workflow.defn(name="BenchFloor")
 class FloorWorkflow:
     """Answers an early-return update after its first activity, as a payment does."""
 

@@ -31,7 +31,11 @@ from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+)
 
 __all__ = [
     "DEV_KEYS_FILE",
@@ -240,8 +244,18 @@ def codec_from_env(
 
 
 def data_converter(codec: KartuCodec | None) -> DataConverter:
-    """The pydantic data converter, with ``codec`` as its payload codec (None: no codec)."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    """The pydantic data converter, with ``codec`` as its payload codec (None: no codec).
+
+    With a codec, failure messages and stack traces are encoded too: a provider's error text
+    could otherwise sit in clear in a history.
+    """
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def _parse_body(body: dict[str, Any]) -> Payloads:

@@ -15,6 +15,7 @@ the open one finishes across the restart.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -38,7 +39,6 @@ from integration_support import (
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from ayoconnect import AyoconnectSettings
 from ayoconnect.models import CardData
@@ -48,6 +48,7 @@ from sandbox import SandboxServer, SandboxSettings
 from sandbox.control_client import SandboxControl
 from sandbox.customer import authenticate_3ds
 from starter.client import KartuClient
+from starter.codec import KartuCodec, data_converter, parse_keys
 from starter.devserver import DevServer
 from workflows import DirectPaymentWorkflow
 from workflows import search_attributes as sa
@@ -57,6 +58,7 @@ from workflows.models import PaymentInput, PaymentState, PaymentStatus
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "CUSTCRASH01"
 # IndexedValueType → the dev server's --search-attribute kind.
+CODEC_KEYS = "crash-test:" + base64.b64encode(os.urandom(32)).decode()
 _KINDS = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime"}
 SEARCH_ATTRIBUTES = {key.name: _KINDS[int(key.indexed_value_type)] for key in sa.ALL_KEYS}
 
@@ -80,6 +82,8 @@ class CrashStack:
             "KARTU_TASK_QUEUE": self.task_queue,
             "AYOCONNECT_BASE_URL": self.sandbox_url,
             "KARTU_GRACEFUL_SHUTDOWN_SECONDS": "2",
+            # The worker encrypts every payload, as in production; this test reads them back.
+            "KARTU_CODEC_KEYS": CODEC_KEYS,
             "PYTHONUNBUFFERED": "1",
         }
         with open(self.logs / f"worker-{name}.log", "wb") as out:
@@ -118,7 +122,8 @@ class CrashStack:
 
 
 async def _connect(address: str) -> Client:
-    return await Client.connect(address, data_converter=pydantic_data_converter)
+    codec = KartuCodec(parse_keys(CODEC_KEYS))
+    return await Client.connect(address, data_converter=data_converter(codec))
 
 
 @pytest.fixture
