@@ -89,7 +89,9 @@ def create_app(
 
     app.include_router(callbacks_router(settings, ayoconnect, journal, verifier, require_api_key))
     app.include_router(rest_router(settings, require_api_key))
-    app.include_router(codec_router(require_api_key))
+    app.include_router(
+        codec_router(require_api_key, open_on_loopback=settings.codec_open_on_loopback)
+    )
     app.openapi = lambda: _openapi_with_callback_body(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)

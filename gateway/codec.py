@@ -22,8 +22,13 @@ from .errors import ApiError
 CODEC_PREFIX = "/codec"
 
 
-def codec_router(require_api_key: Callable[..., Awaitable[None]]) -> APIRouter:
-    router = APIRouter(prefix=CODEC_PREFIX, tags=["codec"], dependencies=[Depends(require_api_key)])
+def codec_router(
+    require_api_key: Callable[..., Awaitable[None]], *, open_on_loopback: bool = False
+) -> APIRouter:
+    """``open_on_loopback``: no API key (the local UI cannot send one); settings allow it only
+    when the gateway listens on loopback."""
+    guard = [] if open_on_loopback else [Depends(require_api_key)]
+    router = APIRouter(prefix=CODEC_PREFIX, tags=["codec"], dependencies=guard)
 
     @router.post("/encode", summary="Encrypt payloads (Temporal codec server)")
     async def encode(request: Request) -> JSONResponse:

@@ -48,6 +48,9 @@ class GatewaySettings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Browser origins of the Temporal UI allowed to call /codec/* (JSON list in the env var).
     codec_cors_origins: tuple[str, ...] = ("http://localhost:8233", "http://127.0.0.1:8233")
+    # Local stack only: the Temporal UI cannot send the API key, so on a loopback-only gateway
+    # the codec endpoints may be opened to the UI. Refused on any other address.
+    codec_open_on_loopback: bool = False
 
     @field_validator("api_key")
     @classmethod
@@ -62,6 +65,11 @@ class GatewaySettings(BaseSettings):
 
     def require_secure(self) -> None:
         """Raise GatewayConfigError unless the REST API is protected or explicitly dev-only."""
+        if self.codec_open_on_loopback and not _is_loopback(self.host):
+            raise GatewayConfigError(
+                "KARTU_GATEWAY_CODEC_OPEN_ON_LOOPBACK=1 is for a loopback gateway only, "
+                f"not {self.host!r}: unset it and give the codec's users the API key"
+            )
         if self.api_key is not None:
             return
         if not self.insecure_dev:

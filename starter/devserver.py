@@ -46,6 +46,8 @@ class DevServer:
     namespace: str = "default"
     search_attributes: Mapping[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    # Where the UI asks to decode payloads (the gateway's codec server), so it shows them plain.
+    ui_codec_endpoint: str | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -73,6 +75,8 @@ class DevServer:
         else:
             # No network here nor on many build hosts: the UI must not fetch its newsfeed.
             cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+            if self.ui_codec_endpoint:
+                cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_path is not None:
             cmd += ["--db-filename", str(self.db_path), "--sqlite-pragma", "journal_mode=wal"]
         if self.namespace != "default":

@@ -22,6 +22,7 @@ import contextlib
 import errno
 import fcntl
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -307,6 +308,7 @@ class LocalStack:
             namespace=cfg.namespace,
             search_attributes=search_attribute_kinds(),
             log_path=self.data_dir / "temporal.log",
+            ui_codec_endpoint=f"{cfg.url(cfg.gateway_port)}/codec",
         )
         self.devserver.start()
         try:
@@ -372,6 +374,11 @@ class LocalStack:
             "KARTU_GATEWAY_HOST": cfg.host,
             "KARTU_GATEWAY_PORT": str(cfg.gateway_port),
             "KARTU_GATEWAY_API_KEY": api_key,
+            # The local UI decodes payloads through the gateway; it cannot send the API key.
+            "KARTU_GATEWAY_CODEC_OPEN_ON_LOOPBACK": "1",
+            "KARTU_GATEWAY_CODEC_CORS_ORIGINS": json.dumps(
+                [cfg.url(cfg.ui_port), f"http://localhost:{cfg.ui_port}"]
+            ),
         }
         env.pop("KARTU_GATEWAY_INSECURE_DEV", None)
         return env

@@ -127,3 +127,27 @@ async def test_the_temporal_ui_origin_may_call_the_codec(http: httpx.AsyncClient
         headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert other.headers.get("access-control-allow-origin") != "http://evil.example"
+
+
+async def test_codec_open_on_loopback_needs_no_key_and_only_on_loopback(codec: KartuCodec) -> None:
+    from gateway.settings import GatewayConfigError
+
+    settings = GatewaySettings(api_key=API_KEY, codec_open_on_loopback=True)
+    fake = _FakeKartu(codec)
+
+    async def factory() -> _FakeKartu:
+        return fake
+
+    app = create_app(factory, settings)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as client,
+    ):
+        body = {"payloads": [_payload_json(SECRET)]}
+        assert (await client.post("/codec/encode", json=body)).status_code == 200
+        # the REST API still needs the key
+        assert (await client.get("/payments/order_1")).status_code == 401
+    exposed = GatewaySettings(api_key=API_KEY, codec_open_on_loopback=True, host="10.1.2.3")
+    with pytest.raises(GatewayConfigError, match="CODEC_OPEN_ON_LOOPBACK"):
+        create_app(factory, exposed)  # type: ignore[arg-type]
