@@ -74,6 +74,7 @@ from workflows.models import (
     PaymentFlow,
     PaymentInput,
     PaymentOutcome,
+    PaymentRequestSummary,
     PaymentState,
     PaymentStatus,
     RefundInput,
@@ -146,20 +147,6 @@ __all__ = [
     "RegistrationStarted",
     "UnbindNotFound",
 ]
-
-
-def _outcome_of(state: PaymentState) -> PaymentOutcome:
-    """The ``first_outcome`` answer, rebuilt from the state (the workflow's own recipe)."""
-    return PaymentOutcome(
-        workflow_id=state.workflow_id,
-        payment_id=state.payment_id,
-        status=state.status,
-        authentication_url=state.authentication_url,
-        invoice_number=state.invoice_number,
-        decline_code=state.decline_code,
-        gateway_code=state.gateway_code,
-        reason=state.decline_reason or state.attention_reason,
-    )
 
 
 def _not_found(err: BaseException) -> bool:
@@ -710,24 +697,31 @@ class KartuClient:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=attributes,
         )
-        outcome: PaymentOutcome | None = None
+        # The running payment compares this with its own input: the same id for another payment
+        # is refused by the update's validator, so a matching answer needs no second look.
+        summary = PaymentRequestSummary.of(payment, flow)
         try:
             async with asyncio.timeout(self.outcome_timeout if timeout is None else timeout):
-                outcome = await self._update_with_start(workflow.first_outcome, start)
+                outcome: PaymentOutcome = await self._update_with_start(
+                    workflow.first_outcome, start, summary
+                )
+                return outcome
         except WorkflowAlreadyStartedError:
             pass  # finished already: its state holds the same outcome
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             log.info("payment %s: no first outcome in time, still running", payment.payment_id)
         except WorkflowUpdateFailedError as err:
             cause = _application_error(err)
+            if cause is not None and cause.type == "IdempotencyConflict":
+                raise IdempotencyConflict(cause.message) from None
             raise KartuError(f"first_outcome failed: {cause or err}") from None
-        # The same id may already name another payment: the state tells (and serves as the
-        # answer when the workflow had finished or the outcome is not known yet).
+        # Finished already, or no outcome yet: the state is the answer, and tells whether the
+        # id names another payment (a closed workflow runs no validator).
         state = await self._query(workflow_id, PaymentState)
         if state is None:
             raise KartuTimeout(f"payment {payment.payment_id} not started in time")
         self._check_same_payment(state, payment, flow)
-        return outcome or _outcome_of(state)
+        return state.outcome()
 
     @staticmethod
     def _check_same_payment(state: PaymentState, payment: PaymentInput, flow: PaymentFlow) -> None:
@@ -742,10 +736,12 @@ class KartuClient:
                     "use a new payment id for a new payment"
                 )
 
-    async def _update_with_start(self, update: Any, start: WithStartWorkflowOperation) -> Any:
+    async def _update_with_start(
+        self, update: Any, start: WithStartWorkflowOperation, *args: Any
+    ) -> Any:
         try:
             return await self._client.execute_update_with_start_workflow(
-                update, start_workflow_operation=start
+                update, *args, start_workflow_operation=start
             )
         except RPCError as err:
             raise _unavailable(err) from None

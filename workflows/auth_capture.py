@@ -64,15 +64,22 @@ class AuthCapturePaymentWorkflow(PaymentWorkflow):
         await authorization.expire(self.core)
 
     async def _settled_before(self, moment: datetime) -> bool:
-        """Wait until the authorization is settled (True) or ``moment`` comes (False)."""
-        remaining = moment - workflow.now()
-        if remaining.total_seconds() > 0:
+        """Wait until the authorization is settled (True) or ``moment`` comes (False).
+        A provider-void callback on the way is confirmed, then the wait goes on if it was not
+        true."""
+        core = self.core
+        while core.status is PaymentStatus.AUTHORIZED:
+            remaining = moment - workflow.now()
+            if remaining.total_seconds() <= 0:
+                break
             try:
                 await workflow.wait_condition(
-                    lambda: self.core.status is not PaymentStatus.AUTHORIZED,
+                    lambda: core.status is not PaymentStatus.AUTHORIZED or core.provider_void_hint,
                     timeout=remaining,
                     timeout_summary="authorization window",
                 )
             except TimeoutError:
-                pass
-        return self.core.status is not PaymentStatus.AUTHORIZED
+                break
+            if core.provider_void_hint:
+                await authorization.confirm_provider_void(core)
+        return core.status is not PaymentStatus.AUTHORIZED

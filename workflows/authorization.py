@@ -3,11 +3,19 @@
 Every move runs under ``core.lock`` so a capture, a void, the policy timer and the expiry timer
 never interleave; each re-checks the status once it holds the lock, so the second of two
 captures, or a capture after a void, changes nothing and says why.
+
+Ayoconnect refuses a transactionId resent with another body (409), and replays its first answer
+to the same body. So while a capture's outcome is unresolved (no answer, look-up failed) its
+amount is kept: a capture for another amount is refused with the reason, the same amount resends
+the same request. Only a definite "no" with the look-up still showing AUTHORIZED spends the step:
+the next capture is a new request (``cap2``, ``cap3``...). Void keeps its first reason likewise.
+A 2xx whose status is not CAPTURED / VOIDED is not a success: the look-up decides.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 from temporalio import workflow
 
@@ -38,8 +46,10 @@ def capture_refusal(core: PaymentCore, command: CaptureCommand) -> str | None:
         return "a direct payment is paid at once: there is nothing to capture"
     if core.status is not PaymentStatus.AUTHORIZED:
         return f"payment is {core.status.value}: only an AUTHORIZED payment can be captured"
+    if core.capture_attempt > ids.MAX_STEP_ATTEMPTS:
+        return f"Ayoconnect refused {ids.MAX_STEP_ATTEMPTS} captures: no attempt left"
     if command.amount is None:
-        return None
+        return _unresolved_capture(core, capture_amount(core, command))
     amount = command.amount
     try:
         valid = amount.is_finite() and amount > 0 and amount.quantize(CENT) == amount
@@ -50,7 +60,23 @@ def capture_refusal(core: PaymentCore, command: CaptureCommand) -> str | None:
     authorized = core.state.authorized_amount or core.state.amount
     if amount > authorized * MAX_CAPTURE_RATIO:
         return f"capture amount {amount} is above 120 % of the authorized {authorized}"
+    return _unresolved_capture(core, amount)
+
+
+def _unresolved_capture(core: PaymentCore, amount: Decimal) -> str | None:
+    pending = core.capture_pending_amount
+    if pending is not None and amount != pending:
+        return (
+            f"a capture of {pending} is still unresolved: retry it with the same amount "
+            "(another amount would reuse its transactionId with another body)"
+        )
     return None
+
+
+def capture_amount(core: PaymentCore, command: CaptureCommand) -> Decimal:
+    """The amount a capture sends: the command's, else the unresolved one, else the full."""
+    s = core.state
+    return command.amount or core.capture_pending_amount or s.authorized_amount or s.amount
 
 
 def void_refusal(core: PaymentCore) -> str | None:
@@ -58,6 +84,8 @@ def void_refusal(core: PaymentCore) -> str | None:
         return "a direct payment cannot be voided: refund it instead"
     if core.status is not PaymentStatus.AUTHORIZED:
         return f"payment is {core.status.value}: only an AUTHORIZED payment can be voided"
+    if core.void_attempt > ids.MAX_STEP_ATTEMPTS:
+        return f"Ayoconnect refused {ids.MAX_STEP_ATTEMPTS} voids: no attempt left"
     return None
 
 
@@ -68,22 +96,30 @@ async def capture(core: PaymentCore, command: CaptureCommand, source: str) -> Ac
             core.ignore(source, refusal)
             return _refused(core, refusal)
         s = core.state
-        amount = command.amount or s.authorized_amount or s.amount
+        amount = capture_amount(core, command)
         assert s.invoice_number is not None
         request = CreateChargeRequest(
-            transactionId=core.provider.tid(ids.Step.CAPTURE),
+            transactionId=core.provider.tid(
+                ids.attempt_step(ids.Step.CAPTURE, core.capture_attempt)
+            ),
             customerId=s.customer_id,
             operation=Operation.CAPTURE,
             invoiceNumber=s.invoice_number,
             amount=amount,
         )
         by = f" by {command.requested_by}" if command.requested_by else ""
+        core.capture_pending_amount = amount  # sent: fixed until its outcome is known
         try:
             response = await core.provider.charge(request)
         except ProviderError as err:
-            return await _after_failed_action(core, source, f"capture failed: {err}")
-        s.captured_amount = response.amount if response.status is Wire.CAPTURED else None
-        s.captured_amount = s.captured_amount or amount
+            return await _after_failed_capture(
+                core, source, f"capture failed: {err}", err.failure.final
+            )
+        if response.status is not Wire.CAPTURED:
+            why = f"capture answered {response.status.value}"
+            return await _after_failed_capture(core, source, why, definite=True)
+        core.capture_pending_amount = None
+        s.captured_amount = response.amount or amount
         core.transition(PaymentStatus.CAPTURED, f"captured {s.captured_amount}{by} ({source})")
         return ActionResult(outcome="captured", status=core.status, amount=s.captured_amount)
 
@@ -96,10 +132,18 @@ async def void(core: PaymentCore, command: VoidCommand, source: str) -> ActionRe
             return _refused(core, refusal)
         assert core.state.invoice_number is not None
         by = f" by {command.requested_by}" if command.requested_by else ""
+        # A void resent after no answer must be the same request: the first reason stays.
+        wire_reason = core.void_pending_reason or command.reason
+        core.void_pending_reason = wire_reason
+        step = ids.attempt_step(ids.Step.VOID, core.void_attempt)
         try:
-            await core.provider.void(core.state.invoice_number, command.reason, ids.Step.VOID)
+            response = await core.provider.void(core.state.invoice_number, wire_reason, step)
         except ProviderError as err:
-            return await _after_failed_action(core, source, f"void failed: {err}")
+            return await _after_failed_void(core, source, f"void failed: {err}", err.failure.final)
+        if response.status is not Wire.VOIDED:
+            why = f"void answered {response.status.value}"
+            return await _after_failed_void(core, source, why, definite=True)
+        core.void_pending_reason = None
         core.transition(PaymentStatus.VOIDED, f"voided{by}: {command.reason} ({source})")
         return ActionResult(outcome="voided", status=core.status)
 
@@ -119,19 +163,69 @@ async def expire(core: PaymentCore) -> None:
         await compensate(core, "authorization window ended: hold released", PaymentStatus.EXPIRED)
 
 
-async def _after_failed_action(core: PaymentCore, source: str, why: str) -> ActionResult:
-    """A capture or void failed: the status API says whether something happened anyway."""
+async def confirm_provider_void(core: PaymentCore) -> None:
+    """A callback said the provider voided the hold: EXPIRED if the status API agrees."""
+    async with core.lock:
+        core.provider_void_hint = False
+        if core.status is not PaymentStatus.AUTHORIZED:
+            return
+        detail = await core.confirm()
+        if detail is None or detail.status is Wire.AUTHORIZED:
+            shown = detail.status.value if detail else "nothing"
+            core.ignore("payment_callback", f"callback said VOIDED, the status API says {shown}")
+            return
+        if detail.status is Wire.VOIDED:
+            core.transition(PaymentStatus.EXPIRED, "authorization voided by the provider")
+        else:
+            core.apply_status(detail)
+
+
+async def _after_failed_capture(
+    core: PaymentCore, source: str, why: str, definite: bool
+) -> ActionResult:
+    result, still_authorized = await _after_failed_action(core, source, why, "capture")
+    if result.outcome != "refused" or (still_authorized and definite):
+        # Resolved: it happened after all, or Ayoconnect said no and the hold is intact, so
+        # the next capture is a new request under the next step.
+        core.capture_pending_amount = None
+        if still_authorized:
+            core.capture_attempt += 1
+    return result
+
+
+async def _after_failed_void(
+    core: PaymentCore, source: str, why: str, definite: bool
+) -> ActionResult:
+    result, still_authorized = await _after_failed_action(core, source, why, "void")
+    if result.outcome != "refused" or (still_authorized and definite):
+        core.void_pending_reason = None
+        if still_authorized:
+            core.void_attempt += 1
+    return result
+
+
+async def _after_failed_action(
+    core: PaymentCore, source: str, why: str, action: Literal["capture", "void"]
+) -> tuple[ActionResult, bool]:
+    """A capture or void failed: the status API says whether something happened anyway.
+    Also says whether the look-up showed the authorization still AUTHORIZED. Only the action
+    asked for is answered as done: a capture that finds the hold voided is refused."""
     detail = await core.confirm()
     if detail is not None and detail.status is not Wire.AUTHORIZED:
+        if action == "capture" and detail.status is Wire.VOIDED:
+            # The provider released the hold (its window passed first): nothing was captured.
+            core.transition(PaymentStatus.EXPIRED, "authorization voided by the provider")
+            core.ignore(source, f"{why}; the provider had voided the authorization")
+            return _refused(core, "the authorization expired at the provider"), False
         core.apply_status(detail)
-        if core.status is PaymentStatus.CAPTURED:
-            return ActionResult(
-                outcome="captured", status=core.status, amount=core.state.captured_amount
-            )
-        if core.status is PaymentStatus.VOIDED:
-            return ActionResult(outcome="voided", status=core.status)
+        if action == "capture" and core.status is PaymentStatus.CAPTURED:
+            amount = core.state.captured_amount
+            return ActionResult(outcome="captured", status=core.status, amount=amount), False
+        if action == "void" and core.status is PaymentStatus.VOIDED:
+            return ActionResult(outcome="voided", status=core.status), False
     core.ignore(source, why)
-    return _refused(core, why)
+    still_authorized = detail is not None and detail.status is Wire.AUTHORIZED
+    return _refused(core, why), still_authorized
 
 
 def _refused(core: PaymentCore, reason: str) -> ActionResult:

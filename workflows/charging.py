@@ -4,6 +4,12 @@ A callback only wakes the workflow: the status API is the truth, so every decisi
 charge response comes from a status look-up. While the issuer's challenge is open the workflow
 waits for a callback and polls on a backoff (``policies.challenge_poll_delays``) in case it is
 late or lost; when the challenge window ends it confirms one last time.
+
+Only a decline or a rule violation says for sure that a charge did not happen. Any other failure
+(no answer, an unreadable 2xx, a conflict, refused credentials) is decided by looking the charge
+up, and a charge Kartu cannot find may still be committed: it is followed like a challenge.
+A charge ended undecided is then watched for a grace period (``watch_late_result``): a late
+success found then is refunded or voided at once.
 """
 
 from __future__ import annotations
@@ -11,26 +17,38 @@ from __future__ import annotations
 from temporalio import workflow
 
 from . import policies
+from .compensation import compensate
 from .payment_core import PaymentCore
 from .provider import ProviderError
 
 with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import CreateChargeRequest, Operation, Order, PaymentCallback
+    from ayoconnect.models import PaymentStatus as Wire
 
     from .models import UNDECIDED, PaymentFlow, PaymentStatus
+
+# Ayoconnect answered and the answer says no charge exists: no look-up needed.
+_NO_CHARGE = frozenset({"DeclinedError", "RuleViolationError"})
+# A late answer showing money moved.
+_LATE_SUCCESS = frozenset({Wire.SUCCESS, Wire.AUTHORIZED, Wire.CAPTURED})
+WINDOW_ENDED = "3DS challenge window ended without a result"
 
 
 async def charge(core: PaymentCore) -> None:
     """Charge once and follow it until decided: PAID / AUTHORIZED / DECLINED / FAILED."""
+    if core.past_deadline():
+        # Checked before any money moves: a charge after the deadline would only be refunded.
+        core.state.decline_reason = "the payment's deadline passed before the charge was sent"
+        core.transition(PaymentStatus.FAILED, core.state.decline_reason)
+        return
     try:
         response = await core.provider.charge(_charge_request(core))
     except ProviderError as err:
         core.charge_answered = True
-        if err.failure.final:
+        if err.failure.error_type in _NO_CHARGE:
             core.fail_from_error(err.failure)
         else:
-            # No answer even after retries: the charge may or may not exist. Ask.
-            await _decide_after_unanswered_charge(core, err)
+            await _decide_after_failed_charge(core, err)
         core.raise_if_cancelled()
         return
     core.charge_answered = True
@@ -48,16 +66,16 @@ async def settle_challenge(core: PaymentCore) -> None:
         remaining = window_end - workflow.now()
         if remaining.total_seconds() <= 0:
             break
-        if not core.wake:
+        if not core.woken():
             try:
                 await workflow.wait_condition(
-                    lambda: core.wake,
+                    core.woken,
                     timeout=min(next(delays), remaining),
                     timeout_summary="3DS poll",
                 )
             except TimeoutError:
                 pass
-        core.wake = False
+        core.take_wake()
         detail = await core.confirm()
         if detail is not None:
             core.apply_status(detail)
@@ -66,8 +84,47 @@ async def settle_challenge(core: PaymentCore) -> None:
         if detail is not None:
             core.apply_status(detail)
     if core.status in UNDECIDED:
-        core.state.decline_reason = "3DS challenge window ended without a result"
-        core.transition(PaymentStatus.FAILED, "3DS challenge window ended without a result")
+        core.state.decline_reason = WINDOW_ENDED
+        core.transition(PaymentStatus.FAILED, WINDOW_ENDED)
+        await watch_late_result(core)
+
+
+async def watch_late_result(core: PaymentCore) -> None:
+    """Kartu ended the charge FAILED without the provider's final word: for a grace period a
+    callback wakes a look-up, and a final look-up closes the watch. A success found (the
+    customer finished 3DS late, a lost charge committed late) is released at once.
+
+    Resumable: a cancel during the watch calls it again and it keeps the same end."""
+    s = core.state
+    if s.late_result_watch_until is None:
+        s.late_result_watch_until = workflow.now() + policies.LATE_RESULT_GRACE
+    until = s.late_result_watch_until
+    while True:
+        remaining = until - workflow.now()
+        woken = core.woken()
+        if not woken and remaining.total_seconds() > 0:
+            try:
+                await workflow.wait_condition(
+                    core.woken, timeout=remaining, timeout_summary="late result watch"
+                )
+                woken = True
+            except TimeoutError:
+                pass
+        core.take_wake()
+        detail = await core.confirm()
+        if detail is not None and detail.status in _LATE_SUCCESS:
+            s.late_result_watch_until = None  # decided: from here on, the compensation's story
+            core.apply_status(detail, source="late success, status API")
+            async with core.lock:
+                await compensate(core, "late success: released, the charge had been ended")
+            return
+        if not woken or (detail is not None and detail.status is Wire.FAILED):
+            break
+    s.late_result_watch_until = None
+
+
+def watching_late_result(core: PaymentCore) -> bool:
+    return core.state.late_result_watch_until is not None
 
 
 def on_payment_callback(core: PaymentCore, callback: PaymentCallback) -> None:
@@ -79,7 +136,12 @@ def on_payment_callback(core: PaymentCore, callback: PaymentCallback) -> None:
         )
         return
     core.state.callbacks_received += 1
-    if core.status not in UNDECIDED:
+    if core.status is PaymentStatus.AUTHORIZED and callback.status is Wire.VOIDED:
+        # The provider's authorization window may end before Kartu's timer (clocks, a shorter
+        # card window): a hint only, the hold loop asks the status API before it believes it.
+        core.provider_void_hint = True
+        return
+    if core.status not in UNDECIDED and not watching_late_result(core):
         core.ignore(
             "payment_callback",
             f"payment already {core.status.value}: duplicate or late callback",
@@ -103,21 +165,22 @@ def _charge_request(core: PaymentCore) -> CreateChargeRequest:
     )
 
 
-async def _decide_after_unanswered_charge(core: PaymentCore, err: ProviderError) -> None:
+async def _decide_after_failed_charge(core: PaymentCore, err: ProviderError) -> None:
+    """The charge call failed without a decline: the provider's record decides."""
     detail = None
     try:
         detail = await core.provider.status(original_transaction_id=core.charge_transaction_id)
     except ProviderError as lookup:
-        if lookup.failure.error_type == "NotFoundError":
+        if lookup.failure.error_type == "NotFoundError" and err.failure.final:
+            # Ayoconnect answered the charge with a "no" and has no record of it.
             core.fail_from_error(err.failure)
+            await watch_late_result(core)
             return
-    if detail is None:
-        # Neither the charge nor the look-up answered: the payment may still appear, so wait
-        # out the challenge window polling, as for a 3DS challenge without a URL.
-        await settle_challenge(core)
-        return
-    core.apply_status(detail)
+    if detail is not None:
+        core.apply_status(detail)
     if core.status in UNDECIDED:
+        # No answer, or not found after a call that got none: the charge may still commit.
+        # Follow it as a 3DS challenge (polls, then the late-result watch).
         await settle_challenge(core)
 
 

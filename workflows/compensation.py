@@ -1,13 +1,21 @@
 """Putting money back (saga): refund a PAID / CAPTURED payment, void an AUTHORIZED one.
 
-Compensations use their own transactionIds (``cr`` refund, ``cv`` void) and the long
-``COMPENSATION`` retry policy. One that still fails (a final error, or a day of retries) is never
-dropped: the payment goes to NEEDS_ATTENTION, visible in the ``state`` query and the
-``KartuPaymentStatus`` search attribute, and the workflow stays open until ops send the
+Compensations use their own transactionIds (``cr`` refund, ``cv`` void), one fixed wire reason
+per step (a retry must resend the very same body: Ayoconnect answers 409 to the same
+transactionId with another body) and the long ``COMPENSATION`` retry policy; why the money goes
+back is recorded in the history, not sent.
+
+What still needs undoing is remembered (``core.pending``, shown as ``pending_compensation``)
+until the money is back or ops close the case. One that still fails (a final error, or a day of
+retries) is never dropped: the payment goes to NEEDS_ATTENTION, visible in the ``state`` query and
+the ``KartuPaymentStatus`` search attribute, and the workflow stays open until ops send the
 ``resolve`` signal (``retry`` the compensation, or ``close`` with the status they established).
+A cancel arriving meanwhile keeps waiting for ops: it never ends the workflow with money out.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from temporalio import workflow
 
@@ -21,6 +29,27 @@ with workflow.unsafe.imports_passed_through():
     from .models import PaymentStatus
 
 REFUNDABLE = frozenset({PaymentStatus.PAID, PaymentStatus.CAPTURED})
+# Sent as the body's ``reason``: fixed per step, so every retry is byte-for-byte the same call.
+WIRE_REASON = {"refund": "Kartu compensation refund", "void": "Kartu compensation void"}
+# The provider shows the hold was captured (or paid): a void cannot release it, a refund can.
+_MONEY_TAKEN = frozenset({Wire.CAPTURED, Wire.SUCCESS})
+
+
+@dataclass
+class PendingCompensation:
+    """Money to put back, kept until it is back or ops close the case."""
+
+    kind: str  # "refund" | "void"
+    reason: str  # why, for the history
+    success_status: PaymentStatus | None  # e.g. EXPIRED for an authorization that ran out
+    attempt: int = 1  # of the step: ``cr``, ``cr2``... after a definite "no"
+    failure: str | None = None
+    failure_final: bool = False
+
+    @property
+    def step(self) -> str:
+        base = ids.Step.COMPENSATION_REFUND if self.kind == "refund" else ids.Step.COMPENSATION_VOID
+        return ids.attempt_step(base, self.attempt)
 
 
 async def compensate(
@@ -28,68 +57,105 @@ async def compensate(
 ) -> None:
     """Release the money of a payment that cannot complete; no-op if none moved.
 
-    Ends REFUNDED / VOIDED (or ``success_status``, e.g. EXPIRED for an authorization that ran
-    out), or stays in NEEDS_ATTENTION until ops resolve it.
+    Ends REFUNDED / VOIDED (or ``success_status``), or stays in NEEDS_ATTENTION until ops
+    resolve it. Called again while a compensation is pending (a cancel during NEEDS_ATTENTION,
+    or one interrupting an attempt), it resumes that compensation rather than dropping it.
     """
-    before = core.status
-    if before not in REFUNDABLE and before is not PaymentStatus.AUTHORIZED:
-        return
-    failure = await _attempt(core, before, reason, success_status)
-    while failure is not None:
-        core.state.attention_reason = failure
-        core.transition(PaymentStatus.NEEDS_ATTENTION, failure)
-        await workflow.wait_condition(lambda: bool(core.resolutions))
-        command = core.resolutions.pop(0)
-        who = command.resolved_by or "ops"
-        if command.action == "close":
-            assert command.status is not None
-            core.state.attention_reason = None
-            core.transition(command.status, f"resolved by {who}: {command.note or 'closed'}")
+    pending = core.pending
+    if pending is None:
+        kind = _kind_for(core.status)
+        if kind is None:
             return
-        failure = await _attempt(core, before, reason, success_status)
+        pending = core.pending = PendingCompensation(kind, reason, success_status)
+        core.state.pending_compensation = "refund" if kind == "refund" else "void"
+        done = await _attempt(core, pending)
+    elif core.status is PaymentStatus.NEEDS_ATTENTION:
+        workflow.logger.info("%s: a compensation already awaits ops, still waiting", reason)
+        done = False
+    else:
+        done = await _attempt(core, pending)
+    while not done:
+        why = pending.failure or f"{pending.kind} not done"
+        core.state.attention_reason = why
+        core.transition(PaymentStatus.NEEDS_ATTENTION, why)
+        command = await core.next_resolution()
+        if command.action == "close":
+            _clear(core)
+            core.close_by_ops(command)
+            return
+        if pending.failure_final and pending.attempt < ids.MAX_STEP_ATTEMPTS:
+            # Ayoconnect said no to this transactionId and replays that answer for it
+            # forever: ops' retry is a new request.
+            pending.attempt += 1
+        done = await _attempt(core, pending)
 
 
-async def _attempt(
-    core: PaymentCore,
-    before: PaymentStatus,
-    reason: str,
-    success_status: PaymentStatus | None = None,
-) -> str | None:
-    """One compensation; None if the money is back, else why not."""
+def _kind_for(status: PaymentStatus) -> str | None:
+    if status in REFUNDABLE:
+        return "refund"
+    if status is PaymentStatus.AUTHORIZED:
+        return "void"
+    return None
+
+
+async def _attempt(core: PaymentCore, pending: PendingCompensation) -> bool:
+    """One compensation; True once the money is back, else the failure is on ``pending``."""
     s = core.state
     if s.invoice_number is None:
-        return f"cannot {_verb(before)}: no invoice number known"
+        pending.failure, pending.failure_final = f"cannot {pending.kind}: no invoice number", False
+        return False
+    expected = Wire.REFUNDED if pending.kind == "refund" else Wire.VOIDED
     try:
-        if before in REFUNDABLE:
-            amount = s.captured_amount or s.amount
-            await core.provider.refund(
+        if pending.kind == "refund":
+            response = await core.provider.refund(
                 s.invoice_number,
-                amount,
-                reason,
-                ids.Step.COMPENSATION_REFUND,
+                s.captured_amount or s.amount,
+                WIRE_REASON["refund"],
+                pending.step,
                 policies.COMPENSATION,
             )
-            s.refunded_amount = amount
-            core.transition(success_status or PaymentStatus.REFUNDED, reason)
         else:
-            await core.provider.void(
-                s.invoice_number, reason, ids.Step.COMPENSATION_VOID, policies.COMPENSATION
+            response = await core.provider.void(
+                s.invoice_number, WIRE_REASON["void"], pending.step, policies.COMPENSATION
             )
-            core.transition(success_status or PaymentStatus.VOIDED, reason)
-        return None
+        if response.status is expected:
+            _done(core, pending, pending.reason)
+            return True
+        # A 2xx that does not say the money is back is not a success: the status API decides.
+        why = f"{pending.kind} answered {response.status.value}"
+        final = True
     except ProviderError as err:
-        # A refusal may mean it is already done (by hand, or the provider's own expiry).
-        detail = await core.confirm()
-        if detail is not None:
-            if detail.status is Wire.REFUNDED and before in REFUNDABLE:
-                s.refunded_amount = detail.refundedAmount or s.captured_amount or s.amount
-                core.transition(success_status or PaymentStatus.REFUNDED, f"{reason} (confirmed)")
-                return None
-            if detail.status is Wire.VOIDED and before is PaymentStatus.AUTHORIZED:
-                core.transition(success_status or PaymentStatus.VOIDED, f"{reason} (confirmed)")
-                return None
-        return f"{_verb(before)} failed: {err.failure.describe()}"
+        why = f"{pending.kind} failed: {err.failure.describe()}"
+        final = err.failure.final
+    # A refusal may mean it is already done (by hand, or the provider's own expiry).
+    detail = await core.confirm()
+    if detail is not None:
+        if detail.status is expected:
+            _done(core, pending, f"{pending.reason} (confirmed)")
+            return True
+        if pending.kind == "void" and detail.status in _MONEY_TAKEN:
+            # Kartu thought AUTHORIZED, the provider has it captured: voiding can never
+            # succeed; refund instead (a new step with its own fixed body).
+            core.apply_status(detail)
+            pending.kind, pending.attempt, pending.success_status = "refund", 1, None
+            s.pending_compensation = "refund"
+            return await _attempt(core, pending)
+    pending.failure, pending.failure_final = why, final
+    return False
 
 
-def _verb(status: PaymentStatus) -> str:
-    return "refund" if status in REFUNDABLE else "void"
+def _done(core: PaymentCore, pending: PendingCompensation, reason: str) -> None:
+    s = core.state
+    if pending.kind == "refund":
+        s.refunded_amount = s.captured_amount or s.amount
+        status = pending.success_status or PaymentStatus.REFUNDED
+    else:
+        status = pending.success_status or PaymentStatus.VOIDED
+    _clear(core)
+    s.attention_reason = None
+    core.transition(status, reason)
+
+
+def _clear(core: PaymentCore) -> None:
+    core.pending = None
+    core.state.pending_compensation = None

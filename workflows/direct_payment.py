@@ -1,7 +1,8 @@
 """Direct payment (PAY): charge → 3DS if the issuer asks → PAID | DECLINED | FAILED.
 
-Then, if the merchant gave a confirmation URL, confirm with it (a refusal refunds). A success
-after the payment's deadline is refunded at once. Workflow id ``payment-<paymentId>``.
+Then, if the merchant gave a confirmation URL, confirm with it (a refusal refunds; an endpoint
+that never answers leaves NEEDS_ATTENTION, money kept). A success after the payment's deadline,
+or after Kartu ended the 3DS wait, is refunded at once. Workflow id ``payment-<paymentId>``.
 """
 
 from __future__ import annotations

@@ -87,6 +87,18 @@ def transaction_id(key: str, step: str) -> str:
     return value
 
 
+# A money step answered with a definite "no" is spent (Ayoconnect replays its stored refusal for
+# the same transactionId forever): the next try uses ``<step>2`` .. ``<step>9``.
+MAX_STEP_ATTEMPTS = 9
+
+
+def attempt_step(step: str, n: int) -> str:
+    """``cap``, ``cap2``, ``cap3``...: the n-th transactionId step of a money action."""
+    if not 1 <= n <= MAX_STEP_ATTEMPTS:
+        raise ValueError(f"step attempt must be between 1 and {MAX_STEP_ATTEMPTS}")
+    return step if n == 1 else f"{step}{n}"
+
+
 def status_step(n: int) -> str:
     """Status look-up ``s<n>``: n is a per-workflow counter, deterministic on replay."""
     return _counted("s", n)

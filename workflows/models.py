@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ayoconnect.models import Amount, CardToken, Customer, CustomerId, Url
 
@@ -19,8 +19,11 @@ from .ids import validate_key
 
 DEFAULT_AUTHORIZATION_WINDOW = timedelta(days=7)
 DEFAULT_CHALLENGE_WINDOW = timedelta(seconds=300)
+# An upper bound keeps the 3DS wait's history and its ``s<n>`` look-up counter bounded.
+MAX_CHALLENGE_WINDOW = timedelta(minutes=30)
 DEFAULT_POLICY_MARGIN = timedelta(hours=1)
-DEFAULT_WEBVIEW_MARGIN = timedelta(seconds=60)
+# Ayoconnect retries a callback after 1, 2 and 5 minutes: wait through all of them.
+DEFAULT_WEBVIEW_MARGIN = timedelta(minutes=10)
 # Ayoconnect refuses a capture above 120 % of the authorized amount [doc].
 MAX_CAPTURE_RATIO = Decimal("1.2")
 
@@ -53,6 +56,17 @@ class PaymentStatus(StrEnum):
 
 # A first outcome is known once the payment leaves PENDING.
 UNDECIDED = frozenset({PaymentStatus.PENDING, PaymentStatus.CHALLENGE})
+# What ops may close a NEEDS_ATTENTION payment with: statuses a payment can end in.
+CLOSE_STATUSES = frozenset(
+    {
+        PaymentStatus.REFUNDED,
+        PaymentStatus.VOIDED,
+        PaymentStatus.EXPIRED,
+        PaymentStatus.FAILED,
+        PaymentStatus.PAID,
+        PaymentStatus.CAPTURED,
+    }
+)
 
 
 class CapturePolicy(StrEnum):
@@ -72,6 +86,8 @@ class RefundStatus(StrEnum):
     PENDING = "PENDING"
     REFUNDED = "REFUNDED"
     FAILED = "FAILED"
+    # No definite answer after days of retries: open, waiting for ops' ``resolve``.
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
 
 
 class UnbindStatus(StrEnum):
@@ -117,7 +133,8 @@ class PaymentInput(KartuModel):
     authorization_window: timedelta = DEFAULT_AUTHORIZATION_WINDOW
     challenge_window: timedelta = DEFAULT_CHALLENGE_WINDOW
     confirmation_url: Url | None = None
-    deadline: datetime | None = None
+    # Aware only: a naive datetime cannot be compared with workflow time.
+    deadline: AwareDatetime | None = None
 
     @field_validator("payment_id")
     @classmethod
@@ -131,7 +148,23 @@ class PaymentInput(KartuModel):
         for name in ("authorization_window", "challenge_window", "capture_policy_margin"):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be positive")
+        if self.challenge_window > MAX_CHALLENGE_WINDOW:
+            minutes = int(MAX_CHALLENGE_WINDOW.total_seconds() // 60)
+            raise ValueError(f"challenge_window must be at most {minutes} minutes")
         return self
+
+
+class PaymentRequestSummary(KartuModel):
+    """What a second ``pay`` / ``authorize`` with the same payment id must agree on: the
+    ``first_outcome`` update compares it with the running payment's input."""
+
+    amount: Decimal
+    customer_id: str
+    flow: PaymentFlow
+
+    @classmethod
+    def of(cls, payment: PaymentInput, flow: PaymentFlow) -> PaymentRequestSummary:
+        return cls(amount=payment.amount, customer_id=payment.customer_id, flow=flow)
 
 
 class CaptureCommand(KartuModel):
@@ -158,6 +191,9 @@ class ResolveCommand(KartuModel):
     def _close_needs_status(self) -> ResolveCommand:
         if self.action == "close" and self.status is None:
             raise ValueError("close needs the status ops established")
+        if self.status is not None and self.status not in CLOSE_STATUSES:
+            allowed = ", ".join(sorted(CLOSE_STATUSES))
+            raise ValueError(f"close status must be one a payment ends in: {allowed}")
         return self
 
 
@@ -168,6 +204,9 @@ class ActionResult(KartuModel):
     reason: str | None = None
     status: PaymentStatus
     amount: Decimal | None = None
+
+
+URL_UNAVAILABLE = "authentication URL unavailable"
 
 
 class PaymentOutcome(KartuModel):
@@ -200,12 +239,35 @@ class PaymentState(KartuModel):
     gateway_code: str | None = None
     decline_reason: str | None = None
     attention_reason: str | None = None
+    # Money still to put back ("refund" / "void") while a compensation is unfinished.
+    pending_compensation: Literal["refund", "void"] | None = None
+    # Until then, a late success of a charge Kartu ended undecided is still watched for.
+    late_result_watch_until: datetime | None = None
     callbacks_received: int = 0
     history: list[Transition] = Field(default_factory=list)
     ignored: list[IgnoredMessage] = Field(default_factory=list)
 
+    # --- registration ---------------------------------------------------------------------------
 
-# --- registration ---------------------------------------------------------------------------
+    def outcome(self) -> PaymentOutcome:
+        """The ``first_outcome`` answer this state gives (also rebuilt by clients from it)."""
+        reason = self.decline_reason or self.attention_reason
+        if (
+            reason is None
+            and self.status is PaymentStatus.CHALLENGE
+            and not self.authentication_url
+        ):
+            reason = URL_UNAVAILABLE
+        return PaymentOutcome(
+            workflow_id=self.workflow_id,
+            payment_id=self.payment_id,
+            status=self.status,
+            authentication_url=self.authentication_url,
+            invoice_number=self.invoice_number,
+            decline_code=self.decline_code,
+            gateway_code=self.gateway_code,
+            reason=reason,
+        )
 
 
 class RegistrationInput(KartuModel):
@@ -269,7 +331,10 @@ class RefundState(KartuModel):
     failure: str | None = None
     error_type: str | None = None
     response_code: str | None = None
+    rounds: int = 0  # look-up + refund rounds so far
+    last_error: str | None = None  # why the last round got no definite answer
     history: list[Transition] = Field(default_factory=list)
+    ignored: list[IgnoredMessage] = Field(default_factory=list)
 
 
 class UnbindInput(KartuModel):

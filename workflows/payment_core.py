@@ -11,12 +11,17 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
-from . import ids, journal
+from . import ids, journal, policies
 from . import search_attributes as sa
 from .provider import Provider, ProviderError, ProviderFailure
+from .provider_time import aware_or_none
+
+if TYPE_CHECKING:
+    from .compensation import PendingCompensation
 
 with workflow.unsafe.imports_passed_through():
     from ayoconnect.codes import DECLINE_CODES, GatewayCode, parse_response_code
@@ -29,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
 
     from .models import (
         UNDECIDED,
+        URL_UNAVAILABLE,
         PaymentFlow,
         PaymentInput,
         PaymentOutcome,
@@ -63,7 +69,22 @@ class PaymentCore:
         # The charge call returned (with an answer or a failure): money may have moved.
         self.charge_answered = False
         self.last_callback: PaymentCallback | None = None
+        # A callback said the provider voided a hold Kartu still shows AUTHORIZED (its window
+        # passed there first): the hold loop confirms it with the status API.
+        self.provider_void_hint = False
+        # Look-ups a callback asked for: bounded, so callbacks cannot exhaust ``s<n>``.
+        self.callback_lookups = 0
         self.resolutions: list[ResolveCommand] = []
+        # Money still to put back (survives NEEDS_ATTENTION and a cancel), see compensation.py.
+        self.pending: PendingCompensation | None = None
+        # The money's status while NEEDS_ATTENTION waits on ops for a merchant's answer.
+        self.held_status: PaymentStatus | None = None
+        # Capture and void: the attempt number of their step (``cap``, ``cap2``...) and what
+        # the current step sent, kept while its outcome is unresolved (same id, same body).
+        self.capture_attempt = 1
+        self.capture_pending_amount: Decimal | None = None
+        self.void_attempt = 1
+        self.void_pending_reason: str | None = None
 
     # --- bookkeeping ------------------------------------------------------------------------
 
@@ -100,17 +121,29 @@ class PaymentCore:
         journal.ignore(self.state.ignored, name, reason)
 
     def outcome(self) -> PaymentOutcome:
-        s = self.state
-        return PaymentOutcome(
-            workflow_id=s.workflow_id,
-            payment_id=s.payment_id,
-            status=s.status,
-            authentication_url=s.authentication_url,
-            invoice_number=s.invoice_number,
-            decline_code=s.decline_code,
-            gateway_code=s.gateway_code,
-            reason=s.decline_reason or s.attention_reason,
-        )
+        return self.state.outcome()
+
+    def woken(self) -> bool:
+        """A callback asked for a look-up, within the budget (bounds look-ups and history)."""
+        return self.wake and self.callback_lookups < policies.MAX_CALLBACK_LOOKUPS
+
+    def take_wake(self) -> None:
+        """About to look the payment up: a pending callback wake is served by it."""
+        if self.woken():
+            self.callback_lookups += 1
+        self.wake = False
+
+    async def next_resolution(self) -> ResolveCommand:
+        """Ops' next ``resolve`` (NEEDS_ATTENTION waits here, as long as it takes)."""
+        await workflow.wait_condition(lambda: bool(self.resolutions))
+        return self.resolutions.pop(0)
+
+    def close_by_ops(self, command: ResolveCommand) -> None:
+        assert command.status is not None
+        who = command.resolved_by or "ops"
+        self.state.attention_reason = None
+        self.held_status = None
+        self.transition(command.status, f"resolved by {who}: {command.note or 'closed'}")
 
     def raise_if_cancelled(self) -> None:
         if self.provider.cancel_requested:
@@ -124,9 +157,12 @@ class PaymentCore:
 
     def apply_charge_response(self, response: CreateChargeResponse) -> None:
         self.state.invoice_number = response.invoiceNumber
-        if response.status is Wire.AUTHENTICATION_IN_PROGRESS and response.authenticationUrl:
+        if response.status is Wire.AUTHENTICATION_IN_PROGRESS:
+            # Without a URL (a retried charge found only by look-up) the customer cannot be
+            # sent to 3DS, yet the issuer may still decide: follow it as a challenge anyway.
             self.state.authentication_url = response.authenticationUrl
-            self.transition(PaymentStatus.CHALLENGE, "issuer asked for 3DS authentication")
+            why = "" if response.authenticationUrl else f" ({URL_UNAVAILABLE})"
+            self.transition(PaymentStatus.CHALLENGE, f"issuer asked for 3DS authentication{why}")
             return
         self._apply_wire_status(
             response.status,
@@ -136,7 +172,7 @@ class PaymentCore:
             source="charge response",
         )
 
-    def apply_status(self, detail: PaymentDetail) -> bool:
+    def apply_status(self, detail: PaymentDetail, source: str = "status API") -> bool:
         """Apply the status API's answer; True once the charge is decided."""
         if detail.invoiceNumber:
             self.state.invoice_number = detail.invoiceNumber
@@ -147,7 +183,7 @@ class PaymentCore:
             amount=amount,
             expires_at=detail.authorizationExpiresAt,
             response_code=code,
-            source="status API",
+            source=source,
         )
         return self.status not in UNDECIDED
 
@@ -165,7 +201,7 @@ class PaymentCore:
             self.transition(PaymentStatus.PAID, f"paid ({source})")
         elif status is Wire.AUTHORIZED:
             s.authorized_amount = amount or s.amount
-            s.authorization_expires_at = expires_at or (
+            s.authorization_expires_at = aware_or_none(expires_at) or (
                 workflow.now() + self.input.authorization_window
             )
             self.transition(PaymentStatus.AUTHORIZED, f"authorized ({source})")
@@ -179,7 +215,10 @@ class PaymentCore:
             self.transition(PaymentStatus.REFUNDED, f"refunded ({source})")
         elif status is Wire.FAILED:
             self.fail_from_code(response_code, f"payment failed ({source})")
-        # INITIATED / AUTHENTICATION_IN_PROGRESS: not decided yet, nothing to record.
+        elif status is Wire.AUTHENTICATION_IN_PROGRESS and s.status is PaymentStatus.PENDING:
+            # Found by look-up (no URL): the customer is in 3DS, so the first outcome is known.
+            self.transition(PaymentStatus.CHALLENGE, f"3DS authentication in progress ({source})")
+        # INITIATED: not decided yet, nothing to record.
 
     def fail_from_code(self, response_code: str | None, reason: str) -> None:
         gateway = _gateway(response_code)

@@ -8,8 +8,9 @@ decided). Query: ``state`` (PaymentState).
 
 Cancellation: the charge and every money call are shielded (``Provider._shielded``); a
 cancelled payment whose money moved is refunded (PAID, CAPTURED) or voided (AUTHORIZED), one
-still in its 3DS challenge is followed to the end of the window first, then the workflow ends
-as cancelled with the compensated state queryable.
+still in its 3DS challenge is followed to the end of the window (and its late-result watch)
+first, one in NEEDS_ATTENTION keeps waiting for ops with its compensation, then the workflow
+ends as cancelled with the compensated state queryable.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from collections.abc import Awaitable, Callable
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from . import authorization, charging
+from . import authorization, charging, merchant
 from .compensation import compensate
 from .payment_core import PaymentCore
-from .provider import ProviderError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import MerchantConfirmation
     from ayoconnect.models import PaymentCallback
 
     from .models import (
@@ -36,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentFlow,
         PaymentInput,
         PaymentOutcome,
+        PaymentRequestSummary,
         PaymentState,
         PaymentStatus,
         ResolveCommand,
@@ -78,24 +78,7 @@ class PaymentWorkflow:
             async with core.lock:
                 await compensate(core, "charge succeeded after the payment's deadline")
             return
-        url = core.input.confirmation_url
-        if url is None:
-            return
-        s = core.state
-        try:
-            await core.provider.confirm_with_merchant(
-                MerchantConfirmation(
-                    url=url,
-                    payment_id=s.payment_id,
-                    workflow_id=s.workflow_id,
-                    status=s.status.value,
-                    amount=s.amount,
-                    invoice_number=s.invoice_number,
-                )
-            )
-        except ProviderError as err:
-            async with core.lock:
-                await compensate(core, f"merchant confirmation failed: {err.failure.message}")
+        await merchant.confirm(core)
 
     async def _compensate_cancelled(self) -> None:
         core = self.core
@@ -106,6 +89,11 @@ class PaymentWorkflow:
                 await charging.settle_challenge(core)
             else:
                 core.transition(PaymentStatus.FAILED, "cancelled before the charge was sent")
+        elif charging.watching_late_result(core):
+            await charging.watch_late_result(core)
+        elif core.pending is not None and core.status is PaymentStatus.NEEDS_ATTENTION:
+            core.ignore("cancel", f"the pending {core.pending.kind} still waits for ops' resolve")
+        merchant.release_held(core, "cancelled while waiting for ops: the money goes back")
         async with core.lock:
             await compensate(core, "payment cancelled")
 
@@ -153,11 +141,27 @@ class PaymentWorkflow:
             raise ApplicationError(refusal, type="VoidRefused")
 
     @workflow.update(name="first_outcome")
-    async def first_outcome(self) -> PaymentOutcome:
+    async def first_outcome(self, request: PaymentRequestSummary | None = None) -> PaymentOutcome:
         """Returns once the charge is decided (CHALLENGE counts: the customer must act);
-        called later, returns the payment's current outcome."""
+        called later, returns the payment's current outcome. ``request`` (optional) is what
+        the caller asks to pay: refused if it is not this payment (see the validator)."""
         await workflow.wait_condition(lambda: self.core.decided)
         return self.core.outcome()
+
+    @first_outcome.validator
+    def _validate_first_outcome(self, request: PaymentRequestSummary | None = None) -> None:
+        # Update-with-start joins a running payment by id (USE_EXISTING): a second request
+        # with the same id but another amount, customer or flow must not get its outcome.
+        if request is None:
+            return
+        mine = PaymentRequestSummary.of(self.core.input, self.core.state.flow)
+        if request != mine:
+            raise ApplicationError(
+                f"payment {self.core.state.payment_id} already exists with another amount, "
+                "customer or flow: a new payment needs a new payment id",
+                type="IdempotencyConflict",
+                non_retryable=True,
+            )
 
     # --- query ------------------------------------------------------------------------------
 

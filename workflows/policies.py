@@ -8,6 +8,7 @@ Compensations retry longer (a day) because giving up leaves money held.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -90,11 +91,32 @@ MERCHANT = ActivityOptions(
 # 3DS challenge: poll the status API on this backoff while waiting for the callback.
 CHALLENGE_POLL_FIRST = timedelta(seconds=5)
 CHALLENGE_POLL_MAX = timedelta(seconds=60)
+# Look-ups woken by callbacks, per payment: past it, only the poll timers look (a flood of
+# callbacks must not exhaust the ``s<n>`` counter or grow the history).
+MAX_CALLBACK_LOOKUPS = 20
+# After a charge is ended undecided (3DS window over, charge never found), a late success is
+# still watched for this long (callback, then one final look-up) and released at once.
+LATE_RESULT_GRACE = timedelta(minutes=15)
+
+# Refund workflow: rounds of the MONEY call until a definite answer, on a backoff; about three
+# days in all before it waits for ops (NEEDS_ATTENTION).
+REFUND_ROUND_FIRST = timedelta(minutes=1)
+REFUND_ROUND_MAX = timedelta(hours=1)
+REFUND_MAX_ROUNDS = 80
 
 
-def challenge_poll_delays(first: timedelta = CHALLENGE_POLL_FIRST):
+def challenge_poll_delays(first: timedelta = CHALLENGE_POLL_FIRST) -> Iterator[timedelta]:
     """5 s, 10 s, 20 s, 40 s, 60 s, 60 s, ...: bounded history over a 300 s window (~8 polls)."""
+    return _backoff(first, CHALLENGE_POLL_MAX)
+
+
+def refund_round_delays() -> Iterator[timedelta]:
+    """1 min, 2 min, 4 min ... 1 h, 1 h: between two rounds of a refund without an answer."""
+    return _backoff(REFUND_ROUND_FIRST, REFUND_ROUND_MAX)
+
+
+def _backoff(first: timedelta, maximum: timedelta) -> Iterator[timedelta]:
     delay = first
     while True:
         yield delay
-        delay = min(delay * 2, CHALLENGE_POLL_MAX)
+        delay = min(delay * 2, maximum)

@@ -1,15 +1,24 @@
-"""Refund (full only, once per payment): REFUNDED | FAILED. Workflow id ``refund-<paymentId>``,
-so asking twice (conflict policy USE_EXISTING, reuse policy REJECT_DUPLICATE) refunds once.
+"""Refund (full only, once per payment): REFUNDED | FAILED, or NEEDS_ATTENTION while ops decide.
+Workflow id ``refund-<paymentId>``, so asking twice (conflict policy USE_EXISTING, reuse policy
+REJECT_DUPLICATE) refunds once.
 
 The payment is looked up first: already REFUNDED is success without a second call; anything but
 PAID (SUCCESS) or CAPTURED, or an amount other than the full one, fails with the reason.
+
+Only a final answer from Ayoconnect makes a refund FAILED: a closed refund can never be asked
+again (REJECT_DUPLICATE), and one that timed out may have refunded after all. A round without a
+definite answer (no answer after the activity's retries, a 2xx that is not REFUNDED, a look-up
+that failed) is confirmed by a look-up (REFUNDED is success), then retried after a backoff with
+the very same request (``rfd``, same amount, same reason: the body never changes). After about
+three days of rounds (``policies.REFUND_MAX_ROUNDS``) it waits in NEEDS_ATTENTION for ops'
+``resolve``: ``retry`` (more rounds) or ``close`` with REFUNDED or FAILED as they established.
 """
 
 from __future__ import annotations
 
 from temporalio import workflow
 
-from . import ids, journal
+from . import ids, journal, policies
 from . import search_attributes as sa
 from .provider import Provider, ProviderError
 
@@ -17,10 +26,11 @@ with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import PaymentDetail
     from ayoconnect.models import PaymentStatus as Wire
 
-    from .models import RefundInput, RefundState, RefundStatus
+    from .models import PaymentStatus, RefundInput, RefundState, RefundStatus, ResolveCommand
 
 REFUND_FLOW = "REFUND"
 REFUNDABLE = (Wire.SUCCESS, Wire.CAPTURED)
+_CLOSE = {PaymentStatus.REFUNDED: RefundStatus.REFUNDED, PaymentStatus.FAILED: RefundStatus.FAILED}
 
 
 @workflow.defn(name="Refund")
@@ -41,22 +51,86 @@ class RefundWorkflow:
             customer_id=refund.customer_id,
             correlation_id=ids.payment_correlation_id(refund.payment_id),
         )
+        self.resolutions: list[ResolveCommand] = []
 
     @workflow.run
     async def run(self, refund: RefundInput) -> RefundState:
         self._upsert_search_attributes()
-        payment = await self._look_up()
-        if payment is not None and self._refundable(payment):
-            await self._refund()
+        while not await self._rounds():
+            if await self._ops_closed():
+                break
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
-    async def _look_up(self) -> PaymentDetail | None:
+    async def _rounds(self) -> bool:
+        """Rounds until a definite answer (True), or the round budget is spent (False)."""
+        delays = policies.refund_round_delays()
+        for n in range(policies.REFUND_MAX_ROUNDS):
+            if n:
+                await workflow.sleep(next(delays), summary="refund retry")
+            if await self._round():
+                return True
+        return False
+
+    async def _round(self) -> bool:
+        """A look-up and, if the payment is refundable, the refund; True once decided."""
+        self.state.rounds += 1
         try:
-            return await self.provider.status(invoice_number=self.input.invoice_number)
+            payment = await self.provider.status(invoice_number=self.input.invoice_number)
         except ProviderError as err:
-            self._fail(f"payment look-up failed: {err}", err.failure.error_type)
-            return None
+            if err.failure.final:
+                self._fail(f"payment look-up failed: {err}", err.failure.error_type)
+                return True
+            self.state.last_error = f"payment look-up failed: {err}"
+            return False
+        if not self._refundable(payment):
+            return True
+        try:
+            response = await self.provider.refund(
+                self.input.invoice_number, self.input.amount, self.input.reason, ids.Step.REFUND
+            )
+        except ProviderError as err:
+            self.state.response_code = err.failure.response_code
+            # Refused, yet perhaps refunded meanwhile (the payment's own compensation), or no
+            # answer at all: the status API says which.
+            if await self._confirmed_refunded():
+                return True
+            if err.failure.final:
+                self._fail(f"refund failed: {err}", err.failure.error_type)
+                return True
+            self.state.last_error = f"refund failed: {err}"
+            return False
+        if response.status is Wire.REFUNDED:
+            self._finish(RefundStatus.REFUNDED, f"refunded: {self.input.reason}")
+            return True
+        if await self._confirmed_refunded():
+            return True
+        self.state.last_error = f"refund answered {response.status.value}"
+        return False
+
+    async def _confirmed_refunded(self) -> bool:
+        try:
+            after = await self.provider.status(invoice_number=self.input.invoice_number)
+        except ProviderError:
+            return False
+        if after.status is not Wire.REFUNDED:
+            return False
+        self._finish(RefundStatus.REFUNDED, "payment refunded (confirmed by status)")
+        return True
+
+    async def _ops_closed(self) -> bool:
+        """Rounds spent without an answer: wait for ops. True if they closed it."""
+        why = f"no definite refund answer after {self.state.rounds} rounds: {self.state.last_error}"
+        self._finish(RefundStatus.NEEDS_ATTENTION, why)
+        await workflow.wait_condition(lambda: bool(self.resolutions))
+        command = self.resolutions.pop(0)
+        who = command.resolved_by or "ops"
+        if command.action == "close":
+            assert command.status is not None
+            self._finish(_CLOSE[command.status], f"resolved by {who}: {command.note or 'closed'}")
+            return True
+        self._finish(RefundStatus.PENDING, f"refund retried (resolved by {who})")
+        return False
 
     def _refundable(self, payment: PaymentDetail) -> bool:
         if payment.status is Wire.REFUNDED:
@@ -70,28 +144,6 @@ class RefundWorkflow:
             self._fail(f"refunds are full only: the payment's amount is {full}")
             return False
         return True
-
-    async def _refund(self) -> None:
-        try:
-            await self.provider.refund(
-                self.input.invoice_number,
-                self.input.amount,
-                self.input.reason,
-                ids.Step.REFUND,
-            )
-        except ProviderError as err:
-            self.state.response_code = err.failure.response_code
-            # Refused, yet perhaps refunded meanwhile (the payment's own compensation): ask.
-            try:
-                after = await self.provider.status(invoice_number=self.input.invoice_number)
-            except ProviderError:
-                after = None
-            if after is not None and after.status is Wire.REFUNDED:
-                self._finish(RefundStatus.REFUNDED, "payment refunded (confirmed by status)")
-            else:
-                self._fail(f"refund failed: {err}", err.failure.error_type)
-            return
-        self._finish(RefundStatus.REFUNDED, f"refunded: {self.input.reason}")
 
     def _fail(self, reason: str, error_type: str | None = None) -> None:
         self.state.failure = reason
@@ -112,6 +164,18 @@ class RefundWorkflow:
                 invoice_number=self.input.invoice_number,
             )
         )
+
+    @workflow.signal(name="resolve")
+    def resolve(self, command: ResolveCommand) -> None:
+        """Ops' answer to NEEDS_ATTENTION: ``retry``, or ``close`` with REFUNDED / FAILED."""
+        if self.state.status is not RefundStatus.NEEDS_ATTENTION:
+            why = f"refund is {self.state.status.value}: nothing to resolve"
+        elif command.action == "close" and command.status not in _CLOSE:
+            why = "a refund closes as REFUNDED or FAILED"
+        else:
+            self.resolutions.append(command)
+            return
+        journal.ignore(self.state.ignored, "resolve", why)
 
     @workflow.query(name="state")
     def query_state(self) -> RefundState:

@@ -1,7 +1,9 @@
 """Card registration: webview → binding callback (or cards list) → REGISTERED | FAILED | EXPIRED.
 
 The ``webview`` update returns the webview URL as soon as it exists (update-with-start early
-return). The binding callback is awaited for the webview session (``expiresAt``) plus a margin.
+return). The binding callback is awaited for the webview session (``expiresAt``) plus a margin
+(10 minutes by default: Ayoconnect retries a callback after 1, 2 and 5 minutes, so a retried
+one still finds the workflow open and PENDING).
 There is no binding status API, so the callback's content is the result, once its transactionId
 is checked; when none comes and the customer id is known, the cards list is compared with the
 one taken before the webview opened: a new ACTIVE card is the registered one.
@@ -18,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from . import ids, journal
 from . import search_attributes as sa
 from .provider import Provider, ProviderError
+from .provider_time import aware
 
 with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import BindingCallback, Card, CardStatus, GenerateWebviewRequest
@@ -80,7 +83,7 @@ class CardRegistrationWorkflow:
             return False
         self.state.webview = WebviewInfo(
             url=response.webview.url,
-            expires_at=response.webview.expiresAt,
+            expires_at=aware(response.webview.expiresAt),
             reference_number=response.referenceNumber,
         )
         return True

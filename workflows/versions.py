@@ -20,8 +20,11 @@ order) must not alter what an older execution replays. The procedure:
 
 The likeliest changes, already kept in one place each: the 3DS poll schedule
 (``policies.challenge_poll_delays``), activity options (``policies``; options are not part of the
-replayed command sequence, so they change freely), and the steps after the charge
-(``PaymentWorkflow._after_charge``).
+replayed command sequence, so they change freely; so are timer durations such as
+``LATE_RESULT_GRACE`` or the refund round delays), and one function per step that may change:
+the steps after the charge (``PaymentWorkflow._after_charge``, ``merchant.confirm``), the
+late-result watch (``charging.watch_late_result``), one compensation attempt
+(``compensation._attempt``) and one refund round (``RefundWorkflow._round``).
 
 No patch is live yet.
 """

@@ -32,6 +32,15 @@ def test_every_step_fits_32_characters_for_the_longest_key(step):
     assert len(tid) <= 32
 
 
+def test_attempt_steps():
+    assert [ids.attempt_step("cap", n) for n in (1, 2, 9)] == ["cap", "cap2", "cap9"]
+    for step in (ids.Step.CAPTURE, ids.Step.VOID, ids.Step.COMPENSATION_REFUND):
+        tid = ids.transaction_id("k" * 26, ids.attempt_step(step, ids.MAX_STEP_ATTEMPTS))
+        assert len(tid) <= 32
+    with pytest.raises(ValueError):
+        ids.attempt_step("cap", ids.MAX_STEP_ATTEMPTS + 1)
+
+
 def test_counted_steps():
     assert ids.status_step(1) == "s1"
     assert ids.list_step(12) == "l12"

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 
 import pytest
 from pydantic import ValidationError
 
-from workflows import policies
+from workflows import ids, policies
 from workflows import search_attributes as sa
-from workflows.models import PaymentInput, ResolveCommand
+from workflows.models import (
+    CLOSE_STATUSES,
+    DEFAULT_WEBVIEW_MARGIN,
+    MAX_CHALLENGE_WINDOW,
+    PaymentFlow,
+    PaymentInput,
+    PaymentRequestSummary,
+    PaymentStatus,
+    RegistrationInput,
+    ResolveCommand,
+)
+from workflows.provider_time import JAKARTA, aware, aware_or_none
 
 TOKEN = "T" * 40
 
@@ -47,6 +58,8 @@ def test_payment_defaults():
         {"encrypted_card": "eyJ..."},  # both card forms
         {"card_token": None},  # neither
         {"challenge_window": timedelta(0)},
+        {"challenge_window": timedelta(minutes=31)},
+        {"deadline": datetime(2030, 1, 1, 12, 0)},  # naive: cannot compare with workflow time
     ],
 )
 def test_payment_input_refuses(overrides):
@@ -64,6 +77,71 @@ def test_resolve_close_needs_status():
     with pytest.raises(ValidationError):
         ResolveCommand(action="close")
     assert ResolveCommand(action="retry").status is None
+
+
+@pytest.mark.parametrize("status", sorted(set(PaymentStatus) - CLOSE_STATUSES))
+def test_resolve_close_only_with_a_final_status(status):
+    with pytest.raises(ValidationError, match="close status must be one a payment ends in"):
+        ResolveCommand(action="close", status=status)
+
+
+@pytest.mark.parametrize("status", sorted(CLOSE_STATUSES))
+def test_resolve_close_with_final_status(status):
+    assert ResolveCommand(action="close", status=status).status is status
+
+
+def test_challenge_window_is_capped_with_a_clear_error():
+    assert payment(challenge_window=MAX_CHALLENGE_WINDOW).challenge_window == MAX_CHALLENGE_WINDOW
+    with pytest.raises(ValidationError, match="challenge_window must be at most 30 minutes"):
+        payment(challenge_window=MAX_CHALLENGE_WINDOW + timedelta(seconds=1))
+
+
+def test_status_look_ups_within_the_cap_fit_the_counter():
+    # Worst case of one payment: the charge's look-up, the one after a failed charge, the polls
+    # of the longest window, its last confirmation, every callback wake, the late-result
+    # watch's final look-up, a capture, a void and a few compensation rounds (2 each).
+    polls, waited = 0, timedelta(0)
+    for delay in policies.challenge_poll_delays():
+        if waited >= MAX_CHALLENGE_WINDOW:
+            break
+        waited += delay
+        polls += 1
+    worst = 2 + polls + 1 + policies.MAX_CALLBACK_LOOKUPS + 1 + 2 + 2 * 20
+    assert worst < 200
+    assert ids.status_step(worst)
+
+
+def test_aware_deadline_accepted():
+    deadline = datetime(2030, 1, 1, 12, 0, tzinfo=JAKARTA)
+    assert payment(deadline=deadline).deadline == deadline
+
+
+def test_naive_provider_time_is_jakarta():
+    naive = datetime(2030, 1, 1, 19, 0)
+    assert aware(naive) == datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    utc = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    assert aware(utc) is utc
+    assert aware_or_none(None) is None
+
+
+def test_request_summary_of_a_payment():
+    summary = PaymentRequestSummary.of(payment(), PaymentFlow.DIRECT)
+    assert summary == PaymentRequestSummary(
+        amount=Decimal("150000"), customer_id="CUST000123", flow=PaymentFlow.DIRECT
+    )
+    assert summary != summary.model_copy(update={"flow": PaymentFlow.AUTH_CAPTURE})
+
+
+def test_webview_margin_covers_callback_retries():
+    # Ayoconnect retries a callback after 1, 2 and 5 minutes.
+    assert DEFAULT_WEBVIEW_MARGIN >= timedelta(minutes=1 + 2 + 5)
+    assert RegistrationInput.model_fields["callback_margin"].default == DEFAULT_WEBVIEW_MARGIN
+
+
+def test_refund_rounds_last_a_few_days():
+    total = sum(islice(policies.refund_round_delays(), policies.REFUND_MAX_ROUNDS - 1), timedelta())
+    assert timedelta(days=2) < total < timedelta(days=5)
+    assert policies.LATE_RESULT_GRACE == timedelta(minutes=15)
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,14 @@ async def task_queue(env: WorkflowEnvironment, fake: FakeAyoconnect) -> AsyncIte
         yield queue
 
 
+@pytest.fixture(autouse=True)
+def no_body_drift(fake: FakeAyoconnect):
+    """Ayoconnect refuses a transactionId reused with another body (409): never send one."""
+    fake.body_drift.clear()
+    yield
+    assert fake.body_drift == [], f"transactionIds resent with another body: {fake.body_drift}"
+
+
 @pytest.fixture
 def key() -> str:
     """A fresh merchant key (paymentId / registrationId) per test: 1-26 of [A-Za-z0-9_]."""

@@ -9,8 +9,11 @@ from decimal import Decimal
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from workflow_fakes import final_error, transient_error
 from workflow_helpers import finish, payment_input, save_history, start_payment, state_of, wait_for
 
+from ayoconnect.codes import GatewayCode
+from ayoconnect.models import PaymentActionResponse
 from workflows import search_attributes as sa
 from workflows.models import (
     ActionResult,
@@ -265,3 +268,100 @@ async def test_auto_void_policy(env, task_queue, fake, key):
     assert state.status is PaymentStatus.VOIDED
     [void] = fake.calls_of("void", key)
     assert void.request.transactionId == f"{key}-void"
+
+
+def captures(fake, key):
+    return [c for c in fake.calls_of("create_charge", key) if c.request.operation == "CAPTURE"]
+
+
+async def test_unresolved_capture_keeps_its_amount(env, task_queue, fake, key):
+    # Review item 3: no answer to a capture of 50 000: another amount would reuse "cap" with
+    # another body (409 forever); the same amount resends the very same request.
+    handle = await authorize(env, task_queue, key)
+    fake.script(f"create_charge:{key}-cap", *[transient_error() for _ in range(8)])
+    first = await handle.start_update(
+        "capture_payment",
+        CaptureCommand(amount=Decimal("50000.00")),
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        result_type=ActionResult,
+    )
+    await env.sleep(200)  # the activity's 8 attempts back off 182 s
+    first = await first.result()
+    assert first.outcome == "refused"
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            "capture_payment", CaptureCommand(amount=Decimal("60000.00")), result_type=ActionResult
+        )
+    assert "still unresolved" in str(refused.value.cause)
+    again = await handle.execute_update(
+        "capture_payment", CaptureCommand(amount=Decimal("50000.00")), result_type=ActionResult
+    )
+    assert (again.outcome, again.amount) == ("captured", Decimal("50000.00"))
+    assert {c.request.transactionId for c in captures(fake, key)} == {f"{key}-cap"}
+    assert (await finish(env, handle)).captured_amount == Decimal("50000.00")
+
+
+async def test_capture_refused_by_provider_uses_a_new_step(env, task_queue, fake, key):
+    # A definite "no" (stored by Ayoconnect for that transactionId) with the hold intact: the
+    # next capture, any amount, is a new request.
+    handle = await authorize(env, task_queue, key)
+    refusal = final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED)
+    fake.script(f"create_charge:{key}-cap", lambda call: fake.refuse(call, refusal))
+    first = await handle.execute_update(
+        "capture_payment", CaptureCommand(amount=Decimal("50000.00")), result_type=ActionResult
+    )
+    assert first.outcome == "refused"
+    second = await handle.execute_update(
+        "capture_payment", CaptureCommand(amount=Decimal("60000.00")), result_type=ActionResult
+    )
+    assert (second.outcome, second.amount) == ("captured", Decimal("60000.00"))
+    assert [c.request.transactionId for c in captures(fake, key)] == [f"{key}-cap", f"{key}-cap2"]
+    await finish(env, handle)
+
+
+async def test_capture_answered_without_captured_is_not_success(env, task_queue, fake, key):
+    # Review item 4: a 2xx capture answer whose status is not CAPTURED.
+    handle = await authorize(env, task_queue, key)
+
+    def still_authorized(call):
+        p = fake.payment_by_tid(f"{key}-auth")
+        return fake._charge_answer(p)  # status AUTHORIZED, nothing captured
+
+    fake.script(f"create_charge:{key}-cap", still_authorized)
+    result = await handle.execute_update(
+        "capture_payment", CaptureCommand(), result_type=ActionResult
+    )
+    assert result.outcome == "refused"
+    assert "capture answered AUTHORIZED" in (result.reason or "")
+    state = await state_of(handle)
+    assert state.status is PaymentStatus.AUTHORIZED
+    assert state.captured_amount is None
+    await handle.signal("void", VoidCommand(reason="test over"))
+    assert (await finish(env, handle)).status is PaymentStatus.VOIDED
+
+
+async def test_void_answered_without_voided_is_not_success(env, task_queue, fake, key):
+    handle = await authorize(env, task_queue, key)
+
+    def still_authorized(call):
+        p = fake.payment_by_tid(f"{key}-auth")
+        return PaymentActionResponse(
+            code=200, responseCode="2005701", message="ok", invoiceNumber=p.invoice, status=p.status
+        )
+
+    fake.script(f"void:{key}-void", still_authorized)
+    result = await handle.execute_update(
+        "void_payment", VoidCommand(reason="first"), result_type=ActionResult
+    )
+    assert result.outcome == "refused"
+    assert "void answered AUTHORIZED" in (result.reason or "")
+    assert (await state_of(handle)).status is PaymentStatus.AUTHORIZED
+    again = await handle.execute_update(
+        "void_payment", VoidCommand(reason="second"), result_type=ActionResult
+    )
+    assert again.outcome == "voided"
+    assert [c.request.transactionId for c in fake.calls_of("void", key)] == [
+        f"{key}-void",
+        f"{key}-void2",
+    ]
+    await finish(env, handle)

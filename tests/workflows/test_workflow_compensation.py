@@ -10,13 +10,25 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from workflow_fakes import final_error, transient_error
-from workflow_helpers import finish, payment_input, save_history, start_payment, state_of, wait_for
+from workflow_helpers import (
+    finish,
+    payment_input,
+    save_history,
+    start_payment,
+    state_of,
+    wait_for,
+    wait_skipping,
+)
 
 from ayoconnect.codes import GatewayCode, ServiceCode
+from ayoconnect.models import PaymentActionResponse
 from workflows import search_attributes as sa
+from workflows.compensation import WIRE_REASON
 from workflows.models import PaymentStatus, ResolveCommand
 
 CONFIRM_URL = "https://merchant.test/confirm"
+MERCHANT_NO = ApplicationError("merchant said no", type="MerchantRejectedError", non_retryable=True)
+REFUND_REFUSED = final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED, ServiceCode.REFUND)
 
 
 async def cancelled(env, handle):
@@ -41,7 +53,8 @@ async def test_cancel_after_paid_refunds(env, task_queue, fake, key):
     assert state.refunded_amount == state.amount
     [refund] = fake.calls_of("refund", key)
     assert refund.request.transactionId == f"{key}-cr"
-    assert refund.request.reason == "payment cancelled"
+    assert refund.request.reason == WIRE_REASON["refund"]  # fixed: a retry sends the same body
+    assert state.history[-1].reason == "payment cancelled"
     await save_history(handle, "direct_cancelled_refunded")
 
 
@@ -162,3 +175,127 @@ async def test_needs_attention_closed_by_ops(env, task_queue, fake, key):
     state = await cancelled(env, handle)
     assert state.status is PaymentStatus.VOIDED
     assert "voided in portal" in state.history[-1].reason
+
+
+async def test_cancel_in_needs_attention_keeps_the_compensation(env, task_queue, fake, key):
+    # Review item 1: a cancel while the refund waits for ops must not drop it.
+    fake.script(f"confirm_with_merchant:{key}", MERCHANT_NO)
+    fake.script(f"refund:{key}-cr", lambda call: fake.refuse(call, REFUND_REFUSED))
+    _, handle = await start_payment(
+        env.client, task_queue, payment_input(key, confirmation_url=CONFIRM_URL)
+    )
+    await wait_for(handle, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
+    await handle.cancel()
+    state = await wait_for(handle, lambda s: any(i.name == "cancel" for i in s.ignored))
+    assert state.status is PaymentStatus.NEEDS_ATTENTION
+    assert state.pending_compensation == "refund"
+
+    # Ayoconnect stored its refusal of "cr": ops' retry is a new request, with the same body.
+    await handle.signal("resolve", ResolveCommand(action="retry", resolved_by="ops"))
+    state = await cancelled(env, handle)
+    assert state.status is PaymentStatus.REFUNDED
+    assert state.pending_compensation is None
+    first, second = fake.calls_of("refund", key)
+    assert (first.request.transactionId, second.request.transactionId) == (
+        f"{key}-cr",
+        f"{key}-cr2",
+    )
+    assert first.request.reason == second.request.reason == WIRE_REASON["refund"]
+    assert first.request.amount == second.request.amount
+
+
+async def test_cancel_in_needs_attention_then_closed_by_ops(env, task_queue, fake, key):
+    fake.script(f"confirm_with_merchant:{key}", MERCHANT_NO)
+    fake.script(f"refund:{key}-cr", REFUND_REFUSED)
+    _, handle = await start_payment(
+        env.client, task_queue, payment_input(key, confirmation_url=CONFIRM_URL)
+    )
+    await wait_for(handle, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
+    await handle.cancel()
+    await wait_for(handle, lambda s: any(i.name == "cancel" for i in s.ignored))
+    close = ResolveCommand(action="close", status=PaymentStatus.REFUNDED, note="refunded by hand")
+    await handle.signal("resolve", close)
+    state = await cancelled(env, handle)
+    assert state.status is PaymentStatus.REFUNDED
+    assert len(fake.calls_of("refund", key)) == 1
+
+
+async def test_void_of_a_captured_hold_switches_to_refund(env, task_queue, fake, key):
+    # Review item 7: Kartu thinks AUTHORIZED, the provider has it CAPTURED (captured elsewhere).
+    _, handle = await start_payment(env.client, task_queue, payment_input(key), auth_capture=True)
+    payment = fake.payment_by_tid(f"{key}-auth")
+    payment.status, payment.captured = payment.status.CAPTURED, payment.amount
+    await handle.cancel()
+    state = await wait_for(
+        handle,
+        lambda s: s.status in (PaymentStatus.REFUNDED, PaymentStatus.NEEDS_ATTENTION),
+    )
+    assert state.status is PaymentStatus.REFUNDED, state.attention_reason
+    assert [t.to_status for t in state.history][-2:] == ["CAPTURED", "REFUNDED"]
+    [void] = fake.calls_of("void", key)
+    [refund] = fake.calls_of("refund", key)
+    assert (void.request.transactionId, refund.request.transactionId) == (f"{key}-cv", f"{key}-cr")
+    assert refund.request.amount == payment.amount
+    await cancelled(env, handle)
+
+
+async def test_void_answered_without_voided_is_not_success(env, task_queue, fake, key):
+    # Review item 4: a 2xx whose status is not VOIDED: the look-up decides (still held).
+    def not_voided(call):
+        p = fake.payments[call.request.invoiceNumber]
+        return PaymentActionResponse(
+            code=200, responseCode="2005701", message="ok", invoiceNumber=p.invoice, status=p.status
+        )
+
+    fake.script(f"void:{key}-cv", not_voided)
+    _, handle = await start_payment(env.client, task_queue, payment_input(key), auth_capture=True)
+    await handle.cancel()
+    state = await wait_for(handle, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
+    assert "void answered AUTHORIZED" in (state.attention_reason or "")
+    assert fake.payment_by_tid(f"{key}-auth").status.value == "AUTHORIZED"
+    await handle.signal("resolve", ResolveCommand(action="retry"))
+    state = await cancelled(env, handle)
+    assert state.status is PaymentStatus.VOIDED
+    # A 2xx is a definite answer: the retry is a new request.
+    assert [c.request.transactionId for c in fake.calls_of("void", key)] == [
+        f"{key}-cv",
+        f"{key}-cv2",
+    ]
+
+
+async def test_merchant_unreachable_keeps_the_money(env, task_queue, fake, key):
+    # Review item 9: an endpoint down past the retry budget is no "no": ops decide.
+    fake.script(f"confirm_with_merchant:{key}", *[transient_error() for _ in range(8)])
+    _, handle = await start_payment(
+        env.client, task_queue, payment_input(key, confirmation_url=CONFIRM_URL)
+    )
+    # The activity's 8 attempts take 2 + 4 + ... + 60 s = 182 s of backoff.
+    state = await wait_skipping(
+        env,
+        handle,
+        200,
+        lambda s: s.status is not PaymentStatus.PAID or fake.calls_of("refund", key),
+    )
+    assert state.status is PaymentStatus.NEEDS_ATTENTION
+    assert "money kept" in (state.attention_reason or "")
+    assert fake.calls_of("refund", key) == []
+
+    await handle.signal("resolve", ResolveCommand(action="retry", resolved_by="ops"))
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.PAID
+    assert len(fake.calls_of("confirm_with_merchant", key)) == 9
+    assert fake.calls_of("refund", key) == []
+    await save_history(handle, "direct_merchant_unreachable_retried")
+
+
+async def test_merchant_unreachable_then_cancelled_refunds(env, task_queue, fake, key):
+    fake.script(f"confirm_with_merchant:{key}", *[transient_error() for _ in range(8)])
+    _, handle = await start_payment(
+        env.client, task_queue, payment_input(key, confirmation_url=CONFIRM_URL), auth_capture=True
+    )
+    await wait_skipping(env, handle, 200, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
+    await handle.cancel()
+    state = await cancelled(env, handle)
+    assert state.status is PaymentStatus.VOIDED
+    assert [t.to_status for t in state.history][-2:] == ["AUTHORIZED", "VOIDED"]
+    assert len(fake.calls_of("void", key)) == 1

@@ -3,17 +3,28 @@ duplicated and early, search attributes, idempotent start."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from workflow_fakes import final_error
-from workflow_helpers import finish, payment_input, save_history, start_payment, state_of
+from workflow_helpers import finish, payment_input, save_history, start_payment, state_of, wait_for
 
 from ayoconnect.codes import DECLINE_CODES, GatewayCode, ServiceCode
+from workflows import policies
 from workflows import search_attributes as sa
 from workflows.ids import payment_correlation_id
-from workflows.models import ActionResult, CaptureCommand, PaymentState, PaymentStatus
+from workflows.models import (
+    MAX_CHALLENGE_WINDOW,
+    ActionResult,
+    CaptureCommand,
+    PaymentFlow,
+    PaymentRequestSummary,
+    PaymentState,
+    PaymentStatus,
+)
 
 
 async def test_paid_at_once(env, task_queue, fake, key):
@@ -165,3 +176,63 @@ async def test_capture_refused_for_direct_payment(env, task_queue, fake, key):
     state: PaymentState = await finish(env, handle)
     assert state.status is PaymentStatus.PAID
     assert any(i.name == "capture signal" for i in state.ignored)
+
+
+@pytest.mark.parametrize(
+    ("amount", "auth_capture"), [("999.00", False), ("150000.00", True)], ids=["amount", "flow"]
+)
+async def test_second_request_with_another_payment_is_refused(
+    env, task_queue, fake, key, amount, auth_capture
+):
+    # Review item 14: the same payment id with another amount or flow joins the running payment
+    # (USE_EXISTING): with its request summary, first_outcome refuses instead of answering.
+    fake.challenge.add(f"{key}-pay")  # keeps the first payment open
+    first = payment_input(key)
+    summary = PaymentRequestSummary.of(first, PaymentFlow.DIRECT)
+    outcome, handle = await start_payment(env.client, task_queue, first, summary=summary)
+    assert outcome.status is PaymentStatus.CHALLENGE
+
+    other = payment_input(key, amount)
+    flow = PaymentFlow.AUTH_CAPTURE if auth_capture else PaymentFlow.DIRECT
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await start_payment(
+            env.client,
+            task_queue,
+            other,
+            auth_capture=auth_capture,
+            summary=PaymentRequestSummary.of(other, flow),
+        )
+    assert isinstance(refused.value.cause, ApplicationError)
+    assert refused.value.cause.type == "IdempotencyConflict"
+
+    same, _ = await start_payment(env.client, task_queue, first, summary=summary)
+    assert same.status is PaymentStatus.CHALLENGE
+    fake.complete_challenge(f"{key}-pay")
+    assert (await finish(env, handle)).status is PaymentStatus.PAID
+    assert len(fake.calls_of("create_charge", key)) == 1
+
+
+async def test_callback_wakes_are_bounded(env, task_queue, fake, key):
+    # Review item 10: a flood of callbacks cannot drive look-ups (and ``s<n>``) without bound.
+    fake.challenge.add(f"{key}-pay")
+    _, handle = await start_payment(
+        env.client, task_queue, payment_input(key, challenge_window=MAX_CHALLENGE_WINDOW)
+    )
+    callback = fake.callback_for(fake.payment_by_tid(f"{key}-pay"))
+
+    def looked_up():
+        return fake.calls_of("payment_status", key)
+
+    for _ in range(policies.MAX_CALLBACK_LOOKUPS):
+        before = len(looked_up())
+        await handle.signal("payment_callback", callback)
+        await wait_for(handle, lambda s, n=before: len(looked_up()) > n)
+    # The budget is spent: more callbacks, each given time to act, look nothing up (a poll
+    # timer, 5 s then 10 s apart in real time here, may account for one).
+    before = len(looked_up())
+    for _ in range(5):
+        await handle.signal("payment_callback", callback)
+        await asyncio.sleep(0.2)
+    assert len(looked_up()) - before <= 1
+    fake.complete_challenge(f"{key}-pay")
+    assert (await finish(env, handle)).status is PaymentStatus.PAID  # the poll timers still look

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from workflow_fakes import CARD_TOKEN, final_error
-from workflow_helpers import CUSTOMER, finish, payment_input, save_history, start_payment
+from workflow_fakes import CARD_TOKEN, final_error, transient_error
+from workflow_helpers import CUSTOMER, finish, payment_input, save_history, start_payment, wait_for
 
 from ayoconnect.codes import GatewayCode, ServiceCode
-from workflows import CardUnbindWorkflow, RefundWorkflow
+from workflows import CardUnbindWorkflow, RefundWorkflow, policies
 from workflows.ids import card_key, payment_correlation_id, refund_workflow_id, unbind_workflow_id
 from workflows.models import (
     RefundInput,
     RefundState,
     RefundStatus,
+    ResolveCommand,
     UnbindInput,
     UnbindState,
     UnbindStatus,
@@ -149,3 +151,47 @@ async def test_unbind_unknown_token_fails(env, task_queue, fake):
     state = await finish(env, await start_unbind(env, task_queue, token))
     assert state.status is UnbindStatus.FAILED
     assert state.error_type == "NotFoundError"
+
+
+async def test_refund_without_answer_is_retried_not_failed(env, task_queue, fake, key):
+    # Review item 8: no answer after the activity's retries is not a "no": the next round
+    # resends the very same request (same transactionId, same body).
+    invoice = await paid(env, task_queue, key)
+    fake.script(f"refund:{key}-rfd", *[transient_error() for _ in range(8)])
+    handle = await start_refund(env, task_queue, refund_input(key, invoice))
+    state = await finish(env, handle)
+    await save_history(handle, "refund_retried_refunded")
+    assert state.status is RefundStatus.REFUNDED
+    assert state.rounds == 2
+    calls = fake.calls_of("refund", key)
+    assert len(calls) == 9
+    assert {c.request.transactionId for c in calls} == {f"{key}-rfd"}
+    assert fake.payments[invoice].refunded == Decimal("150000.00")
+
+
+async def test_refund_that_took_effect_unseen_ends_refunded(env, task_queue, fake, key):
+    # The refund took effect but every answer was lost, and the look-up right after failed
+    # too: Kartu must not say FAILED over money that went back; the next round sees REFUNDED.
+    invoice = await paid(env, task_queue, key)
+    fake.lose_answer(f"refund:{key}-rfd", *[transient_error() for _ in range(8)])
+    fake.script(f"payment_status:{key}-s3", *[transient_error() for _ in range(5)])
+    state = await finish(env, await start_refund(env, task_queue, refund_input(key, invoice)))
+    assert state.status is RefundStatus.REFUNDED
+    assert "already refunded" in state.history[-1].reason
+    assert fake.payments[invoice].status.value == "REFUNDED"
+
+
+async def test_refund_without_answer_for_days_waits_for_ops(env, task_queue, fake, key):
+    invoice = await paid(env, task_queue, key)
+    for n in range(1, policies.REFUND_MAX_ROUNDS + 1):
+        fake.script(f"payment_status:{key}-s{n}", *[transient_error() for _ in range(5)])
+    handle = await start_refund(env, task_queue, refund_input(key, invoice))
+    await env.sleep(timedelta(days=4))
+    state = await wait_for(handle, lambda s: s.status is RefundStatus.NEEDS_ATTENTION, RefundState)
+    assert state.rounds == policies.REFUND_MAX_ROUNDS
+    assert "payment look-up failed" in (state.last_error or "")
+    assert fake.calls_of("refund", key) == []
+    await handle.signal("resolve", ResolveCommand(action="retry", resolved_by="ops"))
+    state = await finish(env, handle)
+    assert state.status is RefundStatus.REFUNDED
+    assert len(fake.calls_of("refund", key)) == 1

@@ -3,7 +3,9 @@ cards-list look-up when the callback never comes, callbacks not ours or duplicat
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
@@ -159,3 +161,31 @@ async def test_webview_failure_reported_by_update(env, task_queue, fake, key):
     )
     state = await finish(env, handle)
     assert state.status is RegistrationStatus.FAILED
+
+
+async def test_binding_callback_retried_after_the_session_still_registers(
+    env, task_queue, fake, key
+):
+    # Review item 11: Ayoconnect retries a callback after 1, 2 and 5 minutes; the third retry
+    # lands 8 minutes after a callback sent as the session ends: the default margin covers it.
+    webview, handle = await start(env, task_queue, registration(key))
+    await env.sleep(300 + 8 * 60)
+    state = await handle.query("state", result_type=RegistrationState)
+    assert state.status is RegistrationStatus.PENDING
+    await handle.signal("binding_callback", binding(key))
+    state = await finish(env, handle)
+    assert state.status is RegistrationStatus.REGISTERED
+    assert state.history[-1].at > webview.expires_at
+
+
+async def test_naive_webview_expiry_is_jakarta_time(env, task_queue, fake, key):
+    # Review item 6: a webview expiresAt without an offset must not wedge the workflow.
+    fake.naive_times = True
+    try:
+        webview, handle = await asyncio.wait_for(start(env, task_queue, registration(key)), 10)
+    finally:
+        fake.naive_times = False
+    assert webview.expires_at.utcoffset() == timedelta(hours=7)
+    state = await asyncio.wait_for(finish(env, handle), 10)
+    assert state.status is RegistrationStatus.EXPIRED
+    assert state.history[-1].at >= webview.expires_at + timedelta(minutes=10)

@@ -1,14 +1,23 @@
 """A stateful fake Ayoconnect at the activity boundary: the same activity names and types as
 ``activities.AyoconnectActivities``, a small ledger of payments, scripted failures, and a record
 of every call. Times come from the activity's scheduled time (the test server's skipped clock).
+
+Like Ayoconnect (and ``sandbox/idempotency.py``), every POST is idempotent by ``transactionId``:
+the same body gets the stored first answer (refusals included), another body gets a 409
+``ConflictError``. Scripted faults happen "on the network", before the request arrives, so they
+are not stored; ``lose_answer`` scripts a fault after the request took effect. Every body sent
+under a transactionId is also compared with the first one sent, arrived or not: ``body_drift``
+lists the transactionIds reused with another body (the conftest fails a test that has any).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +54,7 @@ from ayoconnect.models import (
 )
 
 CARD_TOKEN = "tok" + "A" * 37
+JAKARTA = timezone(timedelta(hours=7))
 OTHER_TOKEN = "tok" + "B" * 37
 
 
@@ -99,6 +109,14 @@ class FakeAyoconnect:
     auth_window: timedelta | None = timedelta(days=7)
     webview_session: timedelta = timedelta(seconds=300)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)  # hold an activity open
+    # Faults raised after the request took effect (the answer is lost on the way back).
+    lost: dict[str, list[BaseException]] = field(default_factory=lambda: defaultdict(list))
+    # Ayoconnect's idempotency store: transactionId -> (body, first answer or refusal).
+    stored: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    sent_bodies: dict[str, str] = field(default_factory=dict)
+    body_drift: list[str] = field(default_factory=list)
+    # Send datetimes without an offset (Jakarta wall-clock time), as a sloppy provider might.
+    naive_times: bool = False
     client: Client | None = None
 
     def all(self) -> list:
@@ -116,7 +134,25 @@ class FakeAyoconnect:
     # --- test helpers -----------------------------------------------------------------------
 
     def script(self, key: str, *outcomes: Any) -> None:
+        """Outcomes for the next calls of ``key``: an exception is raised before the request
+        arrives; a callable gets the call and, if it returns something, that is the answer."""
         self.scripts[key].extend(outcomes)
+
+    def lose_answer(self, key: str, *errors: BaseException) -> None:
+        """The next calls of ``key`` take effect, then fail with ``errors`` (answer lost)."""
+        self.lost[key].extend(errors)
+
+    def commit_late(self, call: ChargeCall) -> CreateChargeResponse:
+        """A charge whose request was lost on the way takes effect now (stored as Ayoconnect
+        would store it); returns its answer."""
+        answer = self.apply_charge(call)
+        self.stored[call.request.transactionId] = (_body(call.request), answer)
+        return answer
+
+    def refuse(self, call: Any, error: ApplicationError) -> None:
+        """Ayoconnect answers ``error`` and stores it: the same request gets it forever."""
+        self.stored[call.request.transactionId] = (_body(call.request), error)
+        raise error
 
     def calls_of(self, name: str, key: str | None = None) -> list[Any]:
         return [arg for n, arg in self.calls if n == name and (key is None or key in _tid_of(arg))]
@@ -151,8 +187,14 @@ class FakeAyoconnect:
 
     # --- mechanics --------------------------------------------------------------------------
 
-    async def _enter(self, name: str, arg: Any, tid: str) -> None:
+    async def _enter(self, name: str, arg: Any, tid: str) -> Any:
         self.calls.append((name, arg))
+        request = getattr(arg, "request", None)
+        if request is not None:
+            body = _body(request)
+            first = self.sent_bodies.setdefault(tid, body)
+            if first != body and tid not in self.body_drift:
+                self.body_drift.append(tid)
         for key in (f"{name}:{tid}", name):
             gate = self.gates.get(key)
             if gate is not None:
@@ -162,6 +204,35 @@ class FakeAyoconnect:
                 outcome = queue.pop(0)
                 if isinstance(outcome, BaseException):
                     raise outcome
+                if callable(outcome):
+                    answer = outcome(arg)
+                    if isinstance(answer, Awaitable):
+                        answer = await answer
+                    if answer is not None:
+                        return answer
+        return None
+
+    async def _idempotent(self, name: str, request: Any, apply: Callable[[], Any]) -> Any:
+        """Ayoconnect's rule: the stored first answer for the same body, 409 for another."""
+        tid = request.transactionId
+        body = _body(request)
+        if tid in self.stored:
+            first_body, answer = self.stored[tid]
+            if first_body != body:
+                raise final_error("ConflictError", GatewayCode.UNSPECIFIED_FAILURE, http=409)
+        else:
+            try:
+                answer = apply()
+            except ApplicationError as refused:
+                answer = refused
+            self.stored[tid] = (body, answer)
+        for key in (f"{name}:{tid}", name):
+            queue = self.lost.get(key)
+            if queue:
+                raise queue.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     @staticmethod
     def _now() -> datetime:
@@ -185,21 +256,46 @@ class FakeAyoconnect:
     @activity.defn(name="generate_webview")
     async def generate_webview(self, call: WebviewCall) -> GenerateWebviewResponse:
         await self._enter("generate_webview", call, call.request.transactionId)
-        return GenerateWebviewResponse(
-            **self._envelope(ServiceCode.GENERATE_WEBVIEW, 201),
-            webview=Webview(
-                url=f"https://webview.test/{call.request.transactionId}",
-                expiresAt=self._now() + self.webview_session,
+        return await self._idempotent(
+            "generate_webview",
+            call.request,
+            lambda: GenerateWebviewResponse(
+                **self._envelope(ServiceCode.GENERATE_WEBVIEW, 201),
+                webview=Webview(
+                    url=f"https://webview.test/{call.request.transactionId}",
+                    expiresAt=self._time(self._now() + self.webview_session),
+                ),
+                referenceNumber=f"REF-{call.request.transactionId}",
             ),
-            referenceNumber=f"REF-{call.request.transactionId}",
         )
 
     @activity.defn(name="create_charge")
     async def create_charge(self, call: ChargeCall) -> CreateChargeResponse:
         req = call.request
-        await self._enter("create_charge", call, req.transactionId)
+        answer = await self._enter("create_charge", call, req.transactionId)
+        if answer is not None:
+            return answer
+        answer = await self._idempotent("create_charge", req, lambda: self.apply_charge(call))
+        if req.transactionId in self.callback_first:
+            p = self.payment_by_tid(req.transactionId)
+            p.status = PaymentStatus.AUTHORIZED if p.authorized else PaymentStatus.SUCCESS
+            assert self.client is not None
+            workflow_id = "payment-" + req.transactionId.rsplit("-", 1)[0]
+            await self.client.get_workflow_handle(workflow_id).signal(
+                "payment_callback", self.callback_for(p)
+            )
+        return answer
+
+    def apply_charge(self, call: ChargeCall) -> CreateChargeResponse:
+        """The charge as Ayoconnect applies it (also usable to commit a charge late)."""
+        req = call.request
         if req.operation is Operation.CAPTURE:
             p = self._find(req.invoiceNumber, None)
+            assert req.amount is not None and p.authorized is not None
+            if p.status is not PaymentStatus.AUTHORIZED or req.amount > p.authorized * Decimal(
+                "1.2"
+            ):
+                raise final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED)
             p.status, p.captured = PaymentStatus.CAPTURED, req.amount
             return self._charge_answer(p, amount=req.amount)
         assert req.order is not None
@@ -216,12 +312,6 @@ class FakeAyoconnect:
             p.expires_at = self._now() + self.auth_window if self.auth_window else None
         self.payments[p.invoice] = p
         if req.transactionId in self.callback_first:
-            p.status = PaymentStatus.AUTHORIZED if p.authorized else PaymentStatus.SUCCESS
-            assert self.client is not None
-            workflow_id = "payment-" + req.transactionId.rsplit("-", 1)[0]
-            await self.client.get_workflow_handle(workflow_id).signal(
-                "payment_callback", self.callback_for(p)
-            )
             return self._charge_answer(p, status=PaymentStatus.AUTHENTICATION_IN_PROGRESS)
         if req.transactionId in self.challenge:
             final = p.status
@@ -246,12 +336,21 @@ class FakeAyoconnect:
             status=status or p.status,
             authenticationUrl=url,
             amount=amount or p.amount,
-            authorizationExpiresAt=p.expires_at if p.status is PaymentStatus.AUTHORIZED else None,
+            authorizationExpiresAt=self._time(
+                p.expires_at if p.status is PaymentStatus.AUTHORIZED else None
+            ),
         )
+
+    def _time(self, value: datetime | None) -> datetime | None:
+        if value is None or not self.naive_times:
+            return value
+        return value.astimezone(JAKARTA).replace(tzinfo=None)
 
     @activity.defn(name="payment_status")
     async def payment_status(self, call: StatusCall) -> PaymentStatusResponse:
-        await self._enter("payment_status", call, call.transaction_id)
+        answer = await self._enter("payment_status", call, call.transaction_id)
+        if answer is not None:
+            return answer
         p = self._find(call.invoice_number, call.original_transaction_id)
         return PaymentStatusResponse(
             **self._envelope(ServiceCode.PAYMENT_STATUS),
@@ -264,13 +363,18 @@ class FakeAyoconnect:
                 authorizedAmount=p.authorized,
                 capturedAmount=p.captured,
                 refundedAmount=p.refunded,
-                authorizationExpiresAt=p.expires_at,
+                authorizationExpiresAt=self._time(p.expires_at),
             ),
         )
 
     @activity.defn(name="void")
     async def void(self, call: VoidCall) -> PaymentActionResponse:
-        await self._enter("void", call, call.request.transactionId)
+        answer = await self._enter("void", call, call.request.transactionId)
+        if answer is not None:
+            return answer
+        return await self._idempotent("void", call.request, lambda: self._void(call))
+
+    def _void(self, call: VoidCall) -> PaymentActionResponse:
         p = self._find(call.request.invoiceNumber, None)
         if p.status is not PaymentStatus.AUTHORIZED:
             raise final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED, ServiceCode.VOID)
@@ -281,7 +385,12 @@ class FakeAyoconnect:
 
     @activity.defn(name="refund")
     async def refund(self, call: RefundCall) -> PaymentActionResponse:
-        await self._enter("refund", call, call.request.transactionId)
+        answer = await self._enter("refund", call, call.request.transactionId)
+        if answer is not None:
+            return answer
+        return await self._idempotent("refund", call.request, lambda: self._refund(call))
+
+    def _refund(self, call: RefundCall) -> PaymentActionResponse:
         p = self._find(call.request.invoiceNumber, None)
         if p.status not in (PaymentStatus.SUCCESS, PaymentStatus.CAPTURED):
             raise final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED, ServiceCode.REFUND)
@@ -326,6 +435,10 @@ def card(token: str = CARD_TOKEN, status: CardStatus = CardStatus.ACTIVE) -> Car
         expiryYear="2030",
         status=status,
     )
+
+
+def _body(request: Any) -> str:
+    return json.dumps(request.model_dump(mode="json", exclude_none=True), sort_keys=True)
 
 
 def _tid_of(arg: Any) -> str:

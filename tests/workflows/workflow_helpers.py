@@ -16,7 +16,7 @@ from workflow_fakes import CARD_TOKEN
 
 from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
 from workflows.ids import payment_workflow_id
-from workflows.models import PaymentInput, PaymentOutcome, PaymentState
+from workflows.models import PaymentInput, PaymentOutcome, PaymentRequestSummary, PaymentState
 
 HISTORIES = Path(__file__).parent / "histories"
 CUSTOMER = "CUST000123"
@@ -41,8 +41,10 @@ async def start_payment(
     payment: PaymentInput,
     *,
     auth_capture: bool = False,
+    summary: PaymentRequestSummary | None = None,
 ) -> tuple[PaymentOutcome, WorkflowHandle]:
-    """Update-with-start with early return: one round trip, the payment's first outcome."""
+    """Update-with-start with early return: one round trip, the payment's first outcome.
+    ``summary`` is passed to ``first_outcome`` (its optional idempotency check)."""
     workflow = AuthCapturePaymentWorkflow if auth_capture else DirectPaymentWorkflow
     operation = WithStartWorkflowOperation(
         workflow.run,
@@ -52,10 +54,41 @@ async def start_payment(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
-    outcome = await client.execute_update_with_start_workflow(
-        workflow.first_outcome, start_workflow_operation=operation
-    )
+    if summary is None:
+        outcome = await client.execute_update_with_start_workflow(
+            workflow.first_outcome, start_workflow_operation=operation
+        )
+    else:
+        outcome = await client.execute_update_with_start_workflow(
+            workflow.first_outcome, summary, start_workflow_operation=operation
+        )
     return outcome, await operation.workflow_handle()
+
+
+async def start_in_background(
+    env: Any, task_queue: str, payment: PaymentInput, *, auth_capture: bool = False
+) -> WorkflowHandle:
+    """A plain start (no early return): for payments whose first outcome takes skipped time
+    (activity retries on a backoff); ``result()`` on this handle skips time by itself."""
+    workflow = AuthCapturePaymentWorkflow if auth_capture else DirectPaymentWorkflow
+    return await env.client.start_workflow(
+        workflow.run,
+        payment,
+        id=payment_workflow_id(payment.payment_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+
+
+async def wait_skipping(
+    env: Any, handle: WorkflowHandle, seconds: float, predicate: Callable[[Any], bool]
+) -> Any:
+    """Skip ``seconds`` of server time (activity retries, timers), then ``wait_for``.
+
+    Never wait with skipping unlocked on a workflow that then waits for a signal: with nothing
+    scheduled the test server jumps to its 10-year execution timeout and the workflow dies."""
+    await env.sleep(seconds)
+    return await wait_for(handle, predicate)
 
 
 async def state_of(handle: WorkflowHandle) -> PaymentState:
