@@ -115,7 +115,9 @@ def rest_router(settings: GatewaySettings, require_api_key: object) -> APIRouter
     async def find_payments(
         client: Kartu,
         status: PaymentStatus | None = None,
-        customer_id: Annotated[str | None, Query(max_length=16)] = None,
+        customer_id: Annotated[
+            str | None, Query(min_length=6, max_length=16, pattern=r"^[A-Za-z0-9]+$")
+        ] = None,
         expiring_before: datetime | None = None,
         flow: Literal["direct", "auth_capture"] | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -257,7 +259,8 @@ def rest_router(settings: GatewaySettings, require_api_key: object) -> APIRouter
         summary="Cards registered through Kartu for a customer",
     )
     async def list_cards(
-        customer_id: Annotated[str, Path(max_length=16)], client: Kartu
+        customer_id: Annotated[str, Path(min_length=6, max_length=16, pattern=r"^[A-Za-z0-9]+$")],
+        client: Kartu,
     ) -> list[CardSummary]:
         return await client.list_cards(customer_id)
 
@@ -268,8 +271,8 @@ def rest_router(settings: GatewaySettings, require_api_key: object) -> APIRouter
         summary="Unbind (disable) a card token",
     )
     async def unbind(
-        card_token: Annotated[str, Path(max_length=64)],
-        customer_id: Annotated[str, Query(max_length=16)],
+        card_token: Annotated[str, Path(min_length=40, max_length=40, pattern=r"^[A-Za-z0-9]+$")],
+        customer_id: Annotated[str, Query(min_length=6, max_length=16, pattern=r"^[A-Za-z0-9]+$")],
         client: Kartu,
     ) -> UnbindState:
         return await client.unbind_card(

@@ -17,9 +17,39 @@ from temporalio.converter import PayloadCodec
 
 from starter.codec import CodecError, decode_payloads_json, encode_payloads_json
 
-from .errors import ApiError
+from .errors import ApiError, ErrorBody
 
 CODEC_PREFIX = "/codec"
+_PAYLOADS_SCHEMA = {
+    "type": "object",
+    "required": ["payloads"],
+    "properties": {
+        "payloads": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "data": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+_DOCS: dict[str, Any] = {
+    "responses": {
+        200: {"content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}},
+        400: {"model": ErrorBody, "description": "not a payloads body"},
+        401: {"model": ErrorBody, "description": "missing or invalid API key"},
+        422: {"model": ErrorBody, "description": "a payload this codec cannot decrypt"},
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _PAYLOADS_SCHEMA}},
+        }
+    },
+}
 
 
 def codec_router(
@@ -30,11 +60,11 @@ def codec_router(
     guard = [] if open_on_loopback else [Depends(require_api_key)]
     router = APIRouter(prefix=CODEC_PREFIX, tags=["codec"], dependencies=guard)
 
-    @router.post("/encode", summary="Encrypt payloads (Temporal codec server)")
+    @router.post("/encode", summary="Encrypt payloads (Temporal codec server)", **_DOCS)
     async def encode(request: Request) -> JSONResponse:
         return await _apply(request, encode_payloads_json)
 
-    @router.post("/decode", summary="Decrypt payloads (Temporal codec server)")
+    @router.post("/decode", summary="Decrypt payloads (Temporal codec server)", **_DOCS)
     async def decode(request: Request) -> JSONResponse:
         return await _apply(request, decode_payloads_json)
 
@@ -47,7 +77,7 @@ async def _apply(
 ) -> JSONResponse:
     try:
         body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "the body is not JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be an object with 'payloads'")

@@ -13,7 +13,8 @@ from workflows.ids import KEY_MAX_LENGTH
 from workflows.models import CapturePolicy
 
 KEY_PATTERN = rf"^[A-Za-z0-9_]{{1,{KEY_MAX_LENGTH}}}$"
-AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+# Positive: 0 and 0.00 are refused by the schema as by the gateway.
+AMOUNT_PATTERN = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$"
 
 MerchantKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["order_20240501_0001"])]
 AmountString = Annotated[
@@ -55,7 +56,7 @@ class PaymentCreate(Body):
     challenge_window_seconds: Seconds | None = None
     confirmation_url: Url | None = None
     deadline: AwareDatetime | None = None
-    wait_seconds: Annotated[float, Field(gt=0)] | None = Field(
+    wait_seconds: Annotated[float, Field(ge=1)] | None = Field(
         default=None,
         description="How long to wait for the first outcome (capped by the gateway); "
         "PENDING is answered when it is not decided by then",
@@ -107,7 +108,7 @@ class RegistrationCreate(Body):
         default=None, description="Ayoconnect's customer id, to bind another card to them"
     )
     name: Annotated[str, Field(min_length=1, max_length=100)]
-    email: Annotated[str, Field(max_length=254)]
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     phone_number: Annotated[str, Field(pattern=r"^62[0-9]{7,13}$", examples=["6281234567890"])]
     redirect_url: Url
     failed_redirect_url: Url | None = None

@@ -149,6 +149,14 @@ __all__ = [
 ]
 
 
+# A shorter wait could cancel the update-with-start call before the start itself is through.
+MIN_OUTCOME_WAIT = 1.0
+
+
+def _outcome_wait(default: float, asked: float | None) -> float:
+    return max(default if asked is None else asked, MIN_OUTCOME_WAIT)
+
+
 def _not_found(err: BaseException) -> bool:
     return isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND
 
@@ -249,7 +257,7 @@ class KartuClient:
             search_attributes=TypedSearchAttributes(attributes),
         )
         try:
-            async with asyncio.timeout(self.outcome_timeout if timeout is None else timeout):
+            async with asyncio.timeout(_outcome_wait(self.outcome_timeout, timeout)):
                 webview = await self._update_with_start(CardRegistrationWorkflow.webview, start)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise KartuTimeout(
@@ -478,6 +486,8 @@ class KartuClient:
             async for execution in self._client.list_workflows(query, limit=limit):
                 out.append(_summary(execution))
         except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise InvalidRequest(f"search refused: {err.message}") from None
             raise _unavailable(err) from None
         return out
 
@@ -503,7 +513,14 @@ class KartuClient:
                 raise InvalidRequest(
                     "expiring_before must be a datetime with a time zone", "expiring_before"
                 )
-            moment = expiring_before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            try:
+                # isoformat keeps 4-digit years (strftime writes year 824 as "824").
+                moment = expiring_before.astimezone(UTC).isoformat(timespec="microseconds")
+            except (OverflowError, ValueError):
+                raise InvalidRequest(
+                    "expiring_before is outside the supported dates", "expiring_before"
+                ) from None
+            moment = moment.replace("+00:00", "Z")
             clauses.append(f"{sa.AUTH_EXPIRES_AT.name} < '{moment}'")
         if flow is not None:
             clauses.append(f"{sa.FLOW.name} = '{_enum(PaymentFlow, flow, 'flow')}'")
@@ -701,7 +718,7 @@ class KartuClient:
         # is refused by the update's validator, so a matching answer needs no second look.
         summary = PaymentRequestSummary.of(payment, flow)
         try:
-            async with asyncio.timeout(self.outcome_timeout if timeout is None else timeout):
+            async with asyncio.timeout(_outcome_wait(self.outcome_timeout, timeout)):
                 outcome: PaymentOutcome = await self._update_with_start(
                     workflow.first_outcome, start, summary
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -43,9 +44,18 @@ def _key(build: Callable[[str], str], value: Any, field: str) -> str:
         raise InvalidRequest(f"{field}: {exc}", field) from None
 
 
+# What the CLI and the gateway accept too: Decimal() alone would take "1e3", "1_000", " 5" and
+# digits of other scripts.
+_AMOUNT_TEXT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+
+
 def _amount(value: Any, field: str = "amount") -> Decimal:
     if isinstance(value, bool):
         raise InvalidRequest(f"{field}: amount must be a decimal string", field)
+    if isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value):
+        raise InvalidRequest(
+            f"{field}: amount must be digits with at most two decimals, e.g. 150000.00", field
+        )
     try:
         return money(value)
     except (ValueError, TypeError) as exc:

@@ -19,7 +19,8 @@ from enum import StrEnum
 
 KEY_MAX_LENGTH = 26
 TRANSACTION_ID_MAX_LENGTH = 32
-_KEY = re.compile(r"^[A-Za-z0-9_]{1,26}$")
+# \Z, not $: "$" also matches before a final newline, which would slip into a workflow id.
+_KEY = re.compile(r"^[A-Za-z0-9_]{1,26}\Z")
 
 # Fixed forever: changing it would give running flows a second correlation id.
 CORRELATION_NAMESPACE = uuid.UUID("6c1f0d1e-8a52-5b8e-9a43-6b61727475aa")

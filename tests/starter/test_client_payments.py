@@ -123,7 +123,8 @@ async def test_first_outcome_not_in_time_answers_pending(
     stack: Stack, kartu: KartuClient, key: str
 ):
     assert stack.control is not None
-    await stack.control.set_faults({"create_charge": {"latency_ms": 700}})
+    # The wait is at least MIN_OUTCOME_WAIT (1 s): the charge answers after 2.5 s.
+    await stack.control.set_faults({"create_charge": {"latency_ms": 2500}})
     try:
         outcome = await kartu.pay(
             key,
