@@ -7,12 +7,10 @@ Kartu's worker does.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from datetime import timedelta
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 FLOOR_TASK_QUEUE = "kartu-bench-floor"
@@ -46,10 +44,11 @@ class FloorWorkflow:
 
 
 async def main() -> None:
-    client = await Client.connect(
-        os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"),
-        namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
-    )
+    # The same connection and data converter (pydantic + payload codec) as Kartu's worker:
+    # the floor pays for encryption too, so the ratio shows Kartu's own work.
+    from worker import WorkerSettings, connect
+
+    client = await connect(WorkerSettings())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -88,10 +88,22 @@ class Progress:
 
 
 async def run_series(
-    series: Series, n: int, concurrency: int, flow: Callable[[int], Awaitable[float]]
+    series: Series,
+    n: int,
+    concurrency: int,
+    flow: Callable[[int], Awaitable[float]],
+    warmup: int = 0,
 ) -> None:
-    progress = Progress(n)
+    # Warm-up flows (ids after the measured ones) are not counted: the first flows of a worker
+    # pay for loading workflow code and opening connections.
     gate = asyncio.Semaphore(concurrency)
+
+    async def unmeasured(i: int) -> None:
+        async with gate:
+            await flow(i)
+
+    await asyncio.gather(*(unmeasured(n + i) for i in range(warmup)))
+    progress = Progress(n)
 
     async def one(i: int) -> None:
         async with gate:
@@ -166,8 +178,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
     direct_series = Series("kartu-direct")
     auth_series = Series("kartu-auth-cap")
-    await run_series(direct_series, args.n, args.concurrency, direct)
-    await run_series(auth_series, args.n, args.concurrency, auth_capture)
+    await run_series(direct_series, args.n, args.concurrency, direct, args.warmup)
+    await run_series(auth_series, args.n, args.concurrency, auth_capture, args.warmup)
     direct_series.activities_per_flow = await activity_count(client, f"payment-bd_{run}_0")
     auth_series.activities_per_flow = await activity_count(client, f"payment-ba_{run}_0")
 
@@ -198,7 +210,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 await (await start.workflow_handle()).result()
                 return first
 
-            await run_series(floor, args.n, args.concurrency, bare)
+            await run_series(floor, args.n, args.concurrency, bare, args.warmup)
             floors.append(floor)
     finally:
         floor_worker.terminate()
@@ -215,6 +227,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "n": args.n,
         "concurrency": args.concurrency,
+        "warmup": args.warmup,
         "series": rows,
         "kartu_over_floor": {k: round(v, 2) for k, v in ratios.items()},
     }
@@ -246,6 +259,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=100, help="flows per series (default 100)")
     parser.add_argument("--concurrency", type=int, default=10, help="flows in flight (10)")
+    parser.add_argument("--warmup", type=int, default=10, help="unmeasured flows first (10)")
     parser.add_argument("--sandbox", default="http://127.0.0.1:8090", help="sandbox base URL")
     parser.add_argument("--output", help="JSON file for the figures")
     args = parser.parse_args(argv)

@@ -1,0 +1,815 @@
+"""Kartu's chaos run: every payment flow through the full stack while things break.
+
+The run starts its own stack on free loopback ports: the Temporal dev server (SQLite file in the
+data directory, Kartu's search attributes), the sandbox (``python -m sandbox``, SQLite ledger,
+callbacks to the gateway), the gateway (``python -m gateway``) and one worker (``python
+worker.py``), all with the same payload-codec keys. It then drives N payments, mixing every flow
+(direct frictionless, direct 3DS passed or abandoned, auth then full or partial capture, 3DS auth
+then capture, auth then void, direct then refund, declines), while:
+
+- the sandbox injects faults: 5xx and 429 answers (with bursts), added latency, ambiguous
+  failures (the call is applied, the answer lost or too late), and duplicated, dropped, delayed
+  and reordered callbacks;
+- the worker is SIGKILLed and restarted ``kills`` times, and the dev server restarted once.
+
+Then the faults stop, every payment is waited for until it is terminal, and Kartu is reconciled
+with the sandbox's ledger. The pass line: every payment terminal, and zero mismatches between
+workflow state and ledger, duplicate charges, duplicate refunds, compensations owed but missing.
+
+    .venv/bin/python -m bench.chaos -n 1000 --kills 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import functools
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError
+
+from ayoconnect.models import CardData
+from ayoconnect.security import encrypt_card
+from sandbox.control_client import SandboxControl
+from sandbox.customer import CustomerError, authenticate_3ds
+from starter.client import KartuClient
+from starter.codec import KartuCodec, data_converter, parse_keys
+from starter.devserver import DevServer, free_port
+from starter.errors import ActionRefused, KartuError, KartuTimeout, KartuUnavailable
+from starter.stack import CALLBACK_PATH, Child, search_attribute_kinds, worker_script
+from workflows.models import (
+    PaymentOutcome,
+    PaymentState,
+    PaymentStatus,
+    RefundState,
+    RefundStatus,
+)
+
+RESULTS = Path(__file__).parent / "results"
+FRICTIONLESS = "4111111111111111"
+CHALLENGE = "4000000000003220"
+DECLINED = "4000000000000002"
+CUSTOMER = "CUSTCHAOS01"
+REDIRECT_URL = "https://merchant.example/return"
+API_KEY = "chaos-gateway-api-key-0123456789"
+# The sandbox ends an unanswered 3DS page after SESSION_SECONDS; Kartu waits a little longer,
+# so an abandoned challenge ends on the provider's word, not on Kartu's timer.
+SESSION_SECONDS = 30
+CHALLENGE_WINDOW = timedelta(seconds=45)
+# Callback retries after 60/120/300 s, sped up: 3, 6 and 15 s.
+TIME_FACTOR = 0.05
+
+TERMINAL = frozenset(
+    {
+        PaymentStatus.PAID,
+        PaymentStatus.CAPTURED,
+        PaymentStatus.VOIDED,
+        PaymentStatus.EXPIRED,
+        PaymentStatus.DECLINED,
+        PaymentStatus.FAILED,
+        PaymentStatus.REFUNDED,
+    }
+)
+# Kartu's final status → the ledger status it must agree with (None: no ledger entry is fine).
+LEDGER_STATUS: dict[PaymentStatus, set[str | None]] = {
+    PaymentStatus.PAID: {"SUCCESS"},
+    PaymentStatus.CAPTURED: {"CAPTURED"},
+    PaymentStatus.VOIDED: {"VOIDED"},
+    PaymentStatus.EXPIRED: {"VOIDED"},
+    PaymentStatus.REFUNDED: {"REFUNDED"},
+    PaymentStatus.DECLINED: {"FAILED", None},
+    PaymentStatus.FAILED: {"FAILED", None},
+}
+MONEY_HELD = frozenset({"SUCCESS", "CAPTURED", "AUTHORIZED"})
+CHARGES = frozenset({"PAY", "AUTHORIZE"})
+
+T = TypeVar("T")
+
+
+class Flow(StrEnum):
+    DIRECT = "direct"
+    DIRECT_3DS = "direct_3ds"
+    DIRECT_3DS_ABANDONED = "direct_3ds_abandoned"
+    AUTH_CAPTURE = "auth_capture"
+    AUTH_CAPTURE_PARTIAL = "auth_capture_partial"
+    AUTH_3DS_CAPTURE = "auth_3ds_capture"
+    AUTH_VOID = "auth_void"
+    DIRECT_REFUND = "direct_refund"
+    DECLINE = "decline"
+
+    @property
+    def card(self) -> str:
+        if self is Flow.DECLINE:
+            return DECLINED
+        challenge = (Flow.DIRECT_3DS, Flow.DIRECT_3DS_ABANDONED, Flow.AUTH_3DS_CAPTURE)
+        return CHALLENGE if self in challenge else FRICTIONLESS
+
+    @property
+    def authorizes(self) -> bool:
+        return self.value.startswith("auth")
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+ERRORS = [503, 429, 500]
+
+
+def api_faults(error_rate: float) -> dict[str, Any]:
+    """Refusals (5xx, 429), latency, and ambiguous failures (applied, answer lost or late)."""
+    money = {
+        "error_rate": error_rate,
+        "status": ERRORS,
+        "latency_ms": 30,
+        "drop_rate": 0.05,
+        "delay_rate": 0.01,
+        "delay_ms": 16_000,  # past the client's 15 s read timeout: ambiguous
+    }
+    return {
+        "create_charge": money,
+        "void": money,
+        "refund": money,
+        "payment_status": {"error_rate": error_rate, "status": ERRORS, "latency_ms": 20},
+        "callback": {
+            "drop_rate": 0.1,
+            "duplicate_rate": 0.2,
+            "delay_rate": 0.1,
+            "delay_ms": 3000,
+            "reorder_rate": 0.1,
+        },
+    }
+
+
+CALM = api_faults(0.15)
+BURST = api_faults(0.7)
+FAULT_KINDS = ("errors", "drops", "delays", "duplicates", "reorders")
+# Seconds between two kills or restarts, so each outage is its own.
+EVENT_GAP = 6.0
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+@dataclass
+class ChaosReport:
+    payments: int
+    seed: int
+    faults_injected: int = 0
+    kills: int = 0
+    server_restarts: int = 0
+    terminal: int = 0
+    mismatches: int = 0
+    duplicate_charges: int = 0
+    duplicate_refunds: int = 0
+    missing_compensations: int = 0
+    wall_seconds: float = 0.0
+    drive_seconds: float = 0.0
+    settle_seconds: float = 0.0
+    driver_retries: int = 0
+    fault_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    flows: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        clean = (
+            self.mismatches,
+            self.duplicate_charges,
+            self.duplicate_refunds,
+            self.missing_compensations,
+        )
+        return self.terminal == self.payments and not any(clean)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+    def lines(self) -> list[str]:
+        return [
+            f"payments driven               {self.payments}",
+            f"faults injected               {self.faults_injected}",
+            f"worker kills (SIGKILL)        {self.kills}",
+            f"dev server restarts           {self.server_restarts}",
+            f"payments terminal             {self.terminal}/{self.payments}",
+            f"state/ledger mismatches       {self.mismatches}",
+            f"duplicate charges             {self.duplicate_charges}",
+            f"duplicate refunds             {self.duplicate_refunds}",
+            f"compensations owed, missing   {self.missing_compensations}",
+            f"wall time                     {self.wall_seconds:.1f} s "
+            f"(drive {self.drive_seconds:.1f} s, settle {self.settle_seconds:.1f} s)",
+            f"result                        {'PASS' if self.passed else 'FAIL'}",
+        ]
+
+
+# --- the stack -------------------------------------------------------------------------------
+
+
+@functools.cache
+def quiet_runtime() -> Runtime:
+    """A Temporal runtime that logs errors only: the outage's retry warnings are expected."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
+
+
+@dataclass
+class ChaosStack:
+    data_dir: Path
+    seed: int
+    task_queue: str = "kartu-chaos"
+    codec_keys: str = field(
+        default_factory=lambda: "chaos:" + base64.b64encode(os.urandom(32)).decode()
+    )
+    devserver: DevServer | None = None
+    children: dict[str, Child] = field(default_factory=dict)
+    sandbox_url: str = ""
+    gateway_url: str = ""
+    worker_starts: int = 0
+
+    async def start(self) -> Client:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.devserver = DevServer(
+            db_path=self.data_dir / "temporal.sqlite",
+            search_attributes=search_attribute_kinds(),
+            log_path=self.data_dir / "temporal.log",
+        )
+        self.devserver.start()
+        client = await self.connect()
+        sandbox_port, gateway_port = free_port(), free_port()
+        self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
+        self._spawn("sandbox", ["-m", "sandbox"], self._sandbox_env(sandbox_port))
+        self._spawn("gateway", ["-m", "gateway"], self._gateway_env(gateway_port))
+        self.start_worker()
+        await self._wait_http(self.sandbox_url + "/_sandbox/health", "sandbox")
+        await self._wait_http(self.gateway_url + "/healthz", "gateway")
+        return client
+
+    async def connect(self) -> Client:
+        assert self.devserver is not None
+        await self.devserver.wait_ready()
+        codec = KartuCodec(parse_keys(self.codec_keys))
+        return await Client.connect(
+            self.devserver.address, data_converter=data_converter(codec), runtime=quiet_runtime()
+        )
+
+    def _base_env(self) -> dict[str, str]:
+        assert self.devserver is not None
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "TEMPORAL_ADDRESS": self.devserver.address,
+            "TEMPORAL_NAMESPACE": "default",
+            "KARTU_TASK_QUEUE": self.task_queue,
+            "AYOCONNECT_BASE_URL": self.sandbox_url,
+            "KARTU_CODEC_KEYS": self.codec_keys,
+        }
+
+    def _sandbox_env(self, port: int) -> dict[str, str]:
+        return {
+            **self._base_env(),
+            "SANDBOX_PORT": str(port),
+            "SANDBOX_DB_PATH": str(self.data_dir / "sandbox.sqlite"),
+            "SANDBOX_CALLBACK_URL": self.gateway_url + CALLBACK_PATH,
+            "SANDBOX_TIME_FACTOR": str(TIME_FACTOR),
+            "SANDBOX_SESSION_SECONDS": str(SESSION_SECONDS),
+            "SANDBOX_FAULT_SEED": str(self.seed),
+            "SANDBOX_LOG_LEVEL": "warning",
+        }
+
+    def _gateway_env(self, port: int) -> dict[str, str]:
+        return {
+            **self._base_env(),
+            "KARTU_GATEWAY_PORT": str(port),
+            "KARTU_GATEWAY_API_KEY": API_KEY,
+            "KARTU_GATEWAY_LOG_LEVEL": "warning",
+        }
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        child = Child(name, [sys.executable, *args], env, self.data_dir / f"{name}.log")
+        child.start()
+        self.children[name] = child
+        return child
+
+    def start_worker(self) -> None:
+        self.worker_starts += 1
+        env = {**self._base_env(), "KARTU_GRACEFUL_SHUTDOWN_SECONDS": "2"}
+        self._spawn("worker", [str(worker_script())], env)
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker's process group, as a power cut would, then start a new one."""
+        worker = self.children["worker"]
+        assert worker.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.process.pid, 9)
+        worker.process.wait(timeout=10)
+        self.start_worker()
+
+    async def restart_devserver(self) -> None:
+        """Stop the dev server and start it again on the same SQLite file and port."""
+        assert self.devserver is not None
+        await asyncio.to_thread(self.devserver.stop)
+        self.devserver.start()
+        await self.devserver.wait_ready()
+
+    async def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while time.monotonic() < deadline:
+                if self.children[name].exit_code() is not None:
+                    raise RuntimeError(self.children[name].died())
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(url)).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+        raise RuntimeError(f"{name} not ready after {timeout:g} s (logs in {self.data_dir})")
+
+    def stop(self) -> None:
+        for name in ("worker", "gateway", "sandbox"):
+            child = self.children.get(name)
+            if child is not None:
+                child.terminate()
+                child.wait(10)
+        if self.devserver is not None:
+            self.devserver.stop()
+
+
+# --- driving payments ------------------------------------------------------------------------
+
+
+@dataclass
+class Drive:
+    payment_id: str
+    flow: Flow
+    amount: Decimal
+    first_status: str | None = None
+    error: str | None = None
+
+
+RETRYABLE = (KartuUnavailable, KartuTimeout, RPCError, TimeoutError, httpx.HTTPError, OSError)
+
+
+class Driver:
+    """Plays the merchant's backend and its customers, retrying what the outage refuses."""
+
+    def __init__(self, kartu: KartuClient, cards: dict[str, str], seed: int) -> None:
+        self.kartu = kartu
+        self.cards = cards
+        self.rng = random.Random(seed)
+        self.retries = 0
+
+    async def retry(self, call: Callable[[], Awaitable[T]], budget: float = 180.0) -> T:
+        """The same idempotent call again until it answers (dev server down, worker dead)."""
+        deadline = time.monotonic() + budget
+        delay = 0.5
+        while True:
+            try:
+                return await call()
+            except RETRYABLE:
+                if time.monotonic() > deadline:
+                    raise
+            except KartuError as exc:  # generic failures (not refusals) during an outage
+                if type(exc) is not KartuError or time.monotonic() > deadline:
+                    raise
+            self.retries += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def run(self, drive: Drive) -> None:
+        try:
+            await self._run(drive)
+        except Exception as exc:  # recorded; the reconciliation judges the payment
+            drive.error = f"{type(exc).__name__}: {exc}"
+
+    async def _run(self, d: Drive) -> None:
+        first = await self._start(d)
+        d.first_status = first.status.value
+        if d.flow is Flow.DIRECT_3DS_ABANDONED:
+            return
+        url = first.authentication_url
+        if first.status is PaymentStatus.CHALLENGE and url:
+            await asyncio.sleep(self.rng.uniform(0.2, 3.0))
+            with contextlib.suppress(CustomerError):
+                await self.retry(lambda: authenticate_3ds(url))
+        state = await self._decided(d.payment_id)
+        if d.flow.authorizes and state.status is PaymentStatus.AUTHORIZED:
+            await self._settle_authorization(d)
+        elif d.flow is Flow.DIRECT_REFUND and state.status is PaymentStatus.PAID:
+            await self.retry(lambda: self.kartu.refund(d.payment_id, "chaos refund", timeout=20))
+
+    async def _start(self, d: Drive) -> PaymentOutcome:
+        common: dict[str, Any] = {
+            "customer_id": CUSTOMER,
+            "amount": d.amount,
+            "redirect_url": REDIRECT_URL,
+            "encrypted_card": self.cards[d.flow.card],
+            "challenge_window": CHALLENGE_WINDOW,
+            "timeout": 20,
+        }
+        start = self.kartu.authorize if d.flow.authorizes else self.kartu.pay
+        outcome = await self.retry(lambda: start(d.payment_id, **common))
+        if outcome.status is not PaymentStatus.PENDING:
+            return outcome
+        # Not answered in time (worker dead, server down): the first outcome from the state.
+        statuses = [s for s in PaymentStatus if s is not PaymentStatus.PENDING]
+        wait = self.kartu.wait_payment
+        return (await self.retry(lambda: wait(d.payment_id, statuses, timeout=120))).outcome()
+
+    async def _decided(self, payment_id: str) -> PaymentState:
+        return await self.retry(lambda: self.kartu.wait_payment(payment_id, timeout=120))
+
+    async def _settle_authorization(self, d: Drive) -> None:
+        key = f"{d.payment_id}-settle"
+        try:
+            if d.flow is Flow.AUTH_VOID:
+                await self.retry(lambda: self.kartu.void(d.payment_id, idempotency_key=key))
+            else:
+                amount = (d.amount * Decimal("0.6")).quantize(Decimal("0.01"))
+                part = amount if d.flow is Flow.AUTH_CAPTURE_PARTIAL else None
+                await self.retry(
+                    lambda: self.kartu.capture(d.payment_id, part, idempotency_key=key)
+                )
+        except ActionRefused as exc:
+            d.error = f"ActionRefused: {exc}"
+
+
+def plan(n: int, seed: int, run: str) -> list[Drive]:
+    """N payments, the flows in equal shares (shuffled), random amounts."""
+    rng = random.Random(seed)
+    flows = [list(Flow)[i % len(Flow)] for i in range(n)]
+    rng.shuffle(flows)
+    return [
+        Drive(f"chaos_{run}_{i}", flow, Decimal(rng.randrange(10_000, 2_000_000)).quantize(1))
+        for i, flow in enumerate(flows)
+    ]
+
+
+# --- chaos: faults, kills, the dev server restart -------------------------------------------
+
+
+@dataclass
+class Progress:
+    total: int
+    label: str = "chaos"
+    show: bool = True
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def tick(self) -> None:
+        self.done += 1
+        if not self.show:
+            return
+        width = 30
+        bar = "#" * int(width * self.done / self.total)
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        sys.stderr.write(
+            f"\r{self.label:<8} [{bar:<{width}}] {self.done}/{self.total} {rate:6.1f}/s"
+        )
+        if self.done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"\n[chaos {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def schedule(kills: int, server_restarts: int) -> list[tuple[float, str]]:
+    """Events at spread fractions of the drive: kills, and the restart(s) in between."""
+    events = ["kill"] * kills
+    for r in range(server_restarts):
+        events.insert((r + 1) * len(events) // (server_restarts + 1) + r, "restart")
+    return [((i + 1) / (len(events) + 1), event) for i, event in enumerate(events)]
+
+
+async def chaos_events(
+    stack: ChaosStack,
+    control: SandboxControl,
+    report: ChaosReport,
+    progress: Progress,
+    driving: asyncio.Event,
+) -> None:
+    """Fault bursts while driving; each event once its share of payments is done (or, if the
+    drive ends first, at once), at least EVENT_GAP seconds after the one before."""
+    events = schedule(report.kills, report.server_restarts)
+    report.kills = report.server_restarts = 0
+    burst_at = time.monotonic() + 5
+    next_at = 0.0  # events at least EVENT_GAP seconds apart
+    while events:
+        due = progress.done >= events[0][0] * progress.total or not driving.is_set()
+        if not due or time.monotonic() < next_at:
+            if time.monotonic() >= burst_at:
+                await _burst(control)
+                burst_at = time.monotonic() + 8
+            await asyncio.sleep(0.2)
+            continue
+        _, event = events.pop(0)
+        if event == "kill":
+            stack.kill_worker()
+            report.kills += 1
+            log(f"worker SIGKILLed and restarted ({report.kills})")
+        else:
+            await stack.restart_devserver()
+            report.server_restarts += 1
+            log("dev server restarted on its SQLite file")
+        next_at = time.monotonic() + EVENT_GAP
+
+
+async def _burst(control: SandboxControl) -> None:
+    """Two seconds of 5xx / 429 on most calls, then back to the calm rates."""
+    with contextlib.suppress(httpx.HTTPError):
+        await control.set_faults(BURST)
+        await asyncio.sleep(2)
+        await control.set_faults(CALM)
+
+
+# --- settling and reconciling -----------------------------------------------------------------
+
+
+@dataclass
+class Final:
+    drive: Drive
+    state: PaymentState | None = None
+    refund: RefundState | None = None
+    read_error: str | None = None  # the last failed read of the workflow's state
+
+    @property
+    def terminal(self) -> bool:
+        s = self.state
+        if s is None or s.status not in TERMINAL or s.pending_compensation is not None:
+            return False
+        if self.drive.flow is Flow.DIRECT_REFUND and s.status is PaymentStatus.PAID:
+            return self.refund is not None and self.refund.status in (
+                RefundStatus.REFUNDED,
+                RefundStatus.FAILED,
+            )
+        return True
+
+    @property
+    def status(self) -> str:
+        """Kartu's final word: the payment's status, or REFUNDED when its refund went through."""
+        if self.refund is not None and self.refund.status is RefundStatus.REFUNDED:
+            return PaymentStatus.REFUNDED.value
+        return self.state.status.value if self.state else "UNKNOWN"
+
+
+async def read_final(driver: Driver, final: Final) -> None:
+    pid = final.drive.payment_id
+    try:
+        final.state = await driver.kartu.payment_status(pid)
+        if final.drive.flow is Flow.DIRECT_REFUND:
+            with contextlib.suppress(KartuError):
+                final.refund = await driver.kartu.refund_status(pid)
+        final.read_error = None
+    except (*RETRYABLE, KartuError) as exc:  # e.g. a query the worker cannot answer
+        final.read_error = f"{type(exc).__name__}: {exc}"
+
+
+async def settle(driver: Driver, finals: list[Final], timeout: float) -> None:
+    """Read every payment until all are terminal, or ``timeout`` seconds pass."""
+    gate = asyncio.Semaphore(16)
+    deadline = time.monotonic() + timeout
+
+    async def read(final: Final) -> None:
+        async with gate:
+            await read_final(driver, final)
+
+    while True:
+        waiting = [f for f in finals if not f.terminal]
+        await asyncio.gather(*(read(f) for f in waiting))
+        left = [f for f in waiting if not f.terminal]
+        if not left or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(2)
+
+
+def reconcile(final: Final, ledger: list[dict[str, Any]], report: ChaosReport) -> None:
+    """One payment against every ledger entry for its order id."""
+    pid = final.drive.payment_id
+    ops = [op for entry in ledger for op in entry["operations"]]
+    charges = sum(op["operation"] in CHARGES for op in ops)
+    refunds = sum(op["operation"] == "REFUND" for op in ops)
+    if len(ledger) > 1 or charges > 1:
+        report.duplicate_charges += 1
+        report.problems.append(f"{pid}: {len(ledger)} ledger payments, {charges} charges")
+    if refunds > 1:
+        report.duplicate_refunds += 1
+        report.problems.append(f"{pid}: {refunds} refunds applied")
+    entry = ledger[0] if ledger else None
+    ledger_status = entry["status"] if entry else None
+    kartu = final.status
+    if ledger_status in MONEY_HELD and kartu in ("FAILED", "DECLINED", "VOIDED", "EXPIRED"):
+        report.missing_compensations += 1
+        report.problems.append(f"{pid}: Kartu {kartu}, ledger {ledger_status}: money not back")
+    elif ledger_status == "AUTHORIZED" and final.terminal:
+        report.missing_compensations += 1
+        report.problems.append(f"{pid}: Kartu {kartu}, ledger still AUTHORIZED")
+    mismatch = _mismatch(final, entry)
+    if mismatch:
+        report.mismatches += 1
+        report.problems.append(f"{pid} ({final.drive.flow}): {mismatch}")
+
+
+def _mismatch(final: Final, entry: dict[str, Any] | None) -> str | None:
+    state = final.state
+    if state is None:
+        return "no workflow state"
+    ledger_status = entry["status"] if entry else None
+    status = PaymentStatus(final.status)
+    if ledger_status not in LEDGER_STATUS.get(status, {"AUTHORIZED"}):
+        return f"Kartu {status.value}, ledger {ledger_status}"
+    if entry is None:
+        return None
+    amounts = entry["amounts"]
+    if Decimal(amounts["amount"]) != state.amount:
+        return f"amount {state.amount} vs ledger {amounts['amount']}"
+    captured = state.captured_amount
+    if captured is not None and _dec(amounts["captured"]) != captured:
+        return f"captured {captured} vs ledger {amounts['captured']}"
+    refunded = final.refund.amount if status is PaymentStatus.REFUNDED and final.refund else None
+    refunded = refunded if refunded is not None else state.refunded_amount
+    if refunded is not None and _dec(amounts["refunded"]) != refunded:
+        return f"refunded {refunded} vs ledger {amounts['refunded']}"
+    if state.invoice_number is not None and entry["invoiceNumber"] != state.invoice_number:
+        return f"invoice {state.invoice_number} vs ledger {entry['invoiceNumber']}"
+    return None
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def fault_total(counts: dict[str, dict[str, int]]) -> int:
+    return sum(c.get(kind, 0) for c in counts.values() for kind in FAULT_KINDS)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+async def encrypted_cards(control: SandboxControl) -> dict[str, str]:
+    key = await control.public_key()
+    cards = {}
+    for number in (FRICTIONLESS, CHALLENGE, DECLINED):
+        card = CardData(
+            pan=number, expiryMonth="12", expiryYear="2099", cvv="123", cardholderName="K T"
+        )
+        cards[number] = encrypt_card(card, key)
+    return cards
+
+
+async def drive_all(
+    driver: Driver, drives: list[Drive], concurrency: int, progress: Progress
+) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(d: Drive) -> None:
+        async with gate:
+            await driver.run(d)
+        progress.tick()
+
+    await asyncio.gather(*(one(d) for d in drives))
+
+
+async def run_chaos(
+    n: int,
+    *,
+    kills: int,
+    seed: int,
+    data_dir: Path,
+    server_restarts: int = 1,
+    concurrency: int = 16,
+    settle_timeout: float = 300.0,
+    show_progress: bool = True,
+) -> ChaosReport:
+    """Start a stack in ``data_dir``, drive ``n`` payments through chaos, reconcile, stop."""
+    started = time.monotonic()
+    report = ChaosReport(payments=n, seed=seed, kills=kills, server_restarts=server_restarts)
+    stack = ChaosStack(data_dir=data_dir, seed=seed)
+    try:
+        client = await stack.start()
+        async with SandboxControl(stack.sandbox_url) as control:
+            await _run(stack, client, control, report, concurrency, settle_timeout, show_progress)
+    finally:
+        await asyncio.to_thread(stack.stop)
+    report.wall_seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+async def _run(
+    stack: ChaosStack,
+    client: Client,
+    control: SandboxControl,
+    report: ChaosReport,
+    concurrency: int,
+    settle_timeout: float,
+    show_progress: bool,
+) -> None:
+    kartu = KartuClient(client, task_queue=stack.task_queue, outcome_timeout=20)
+    driver = Driver(kartu, await encrypted_cards(control), report.seed)
+    drives = plan(report.payments, report.seed, uuid.uuid4().hex[:6])
+    report.flows = dict(Counter(d.flow.value for d in drives))
+    progress = Progress(len(drives), show=show_progress)
+    await control.set_faults(CALM)
+    driving = asyncio.Event()
+    driving.set()
+    events = asyncio.create_task(chaos_events(stack, control, report, progress, driving))
+    begun = time.monotonic()
+    await drive_all(driver, drives, concurrency, progress)
+    driving.clear()
+    await events  # the events the drive did not reach happen now
+    report.drive_seconds = round(time.monotonic() - begun, 1)
+    await control.set_faults({})  # faults off; the counters keep counting
+    begun = time.monotonic()
+    finals = [Final(d) for d in drives]
+    await settle(driver, finals, settle_timeout)
+    report.settle_seconds = round(time.monotonic() - begun, 1)
+    await _reconcile_all(control, finals, report)
+    report.driver_retries = driver.retries
+
+
+async def _reconcile_all(control: SandboxControl, finals: list[Final], report: ChaosReport) -> None:
+    ledger = (await control.ledger())["payments"]
+    by_order: dict[str, list[dict[str, Any]]] = {}
+    for entry in ledger:
+        by_order.setdefault(entry["orderId"], []).append(entry)
+    for final in finals:
+        if final.terminal:
+            report.terminal += 1
+        else:
+            why = f"; state unreadable: {final.read_error}" if final.read_error else ""
+            report.problems.append(f"{final.drive.payment_id}: not terminal ({final.status}){why}")
+        reconcile(final, by_order.get(final.drive.payment_id, []), report)
+        if final.drive.error:
+            report.problems.append(f"{final.drive.payment_id}: driver saw {final.drive.error}")
+    report.statuses = dict(Counter(f"{f.drive.flow.value}:{f.status}" for f in finals))
+    counts = (await control.faults())["counts"]
+    report.fault_counts = counts
+    report.faults_injected = fault_total(counts)
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=100, help="payments to drive (default 100)")
+    parser.add_argument("--kills", type=int, default=3, help="worker SIGKILLs (default 3)")
+    parser.add_argument("--server-restarts", type=int, default=1, help="dev server restarts")
+    parser.add_argument("--concurrency", type=int, default=16, help="payments in flight (16)")
+    parser.add_argument("--seed", type=int, default=7, help="flows, amounts and fault rates")
+    parser.add_argument("--settle-timeout", type=float, default=600.0, help="seconds (600)")
+    parser.add_argument("--data-dir", type=Path, help="stack data (default: a temporary dir)")
+    parser.add_argument("--output", type=Path, help="JSON file for the figures")
+    return parser.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> ChaosReport:
+    with contextlib.ExitStack() as cleanup:
+        data_dir = args.data_dir or Path(
+            cleanup.enter_context(tempfile.TemporaryDirectory(prefix="kartu-chaos-"))
+        )
+        report = await run_chaos(
+            args.n,
+            kills=args.kills,
+            seed=args.seed,
+            data_dir=data_dir,
+            server_restarts=args.server_restarts,
+            concurrency=args.concurrency,
+            settle_timeout=args.settle_timeout,
+        )
+    print("\n".join(report.lines()))
+    for problem in report.problems[:30]:
+        print(f"  ! {problem}")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out = args.output or RESULTS / f"chaos-{args.n}-{stamp}.json"
+    out.write_text(json.dumps(report.to_json(), indent=2))
+    print(f"figures written to {out}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = asyncio.run(amain(parse_args(argv)))
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
