@@ -105,6 +105,26 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def _process_activation_jobs_in_history_order() -> None:
+    """Turn on the SDK's workflow logic flag 2 (PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH).
+
+    Without it, when a worker dies between an activity result and an update (the chaos run
+    does this), replay hands both to the workflow in one activation and runs the update first:
+    the commands then differ from the live run (nondeterminism error) and the payment can no
+    longer be replayed. With the flag, jobs run in history order. The SDK records the flag in
+    each workflow task it completes, so replayers honour it from the history; only its default
+    is private (temporalio plans to enable it by default once older SDKs know it).
+    """
+    from temporalio.worker import _workflow, _workflow_instance
+
+    flags = getattr(_workflow_instance, "_WorkflowLogicFlag", None)
+    flag = getattr(flags, "PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH", None)
+    defaults = getattr(_workflow, "_DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS", None)
+    if flag is None or defaults is None:
+        return  # an SDK that no longer has the switch: its default is the history order
+    _workflow._DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS = frozenset({*defaults, flag})
+
+
 def build_worker(
     client: Client,
     settings: WorkerSettings,
@@ -121,6 +141,7 @@ def build_worker(
         if ayoconnect_client is None:
             raise ValueError("give an AyoconnectClient or the activities to register")
         activities = AyoconnectActivities(ayoconnect_client).all()
+    _process_activation_jobs_in_history_order()
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -245,6 +245,10 @@ class ChaosStack:
 
     async def start(self) -> Client:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Kept with the SQLite file, so a failed run's histories can be decoded and replayed.
+        keys = self.data_dir / "codec.keys"
+        keys.touch(mode=0o600)
+        keys.write_text(self.codec_keys + "\n", encoding="utf-8")
         self.devserver = DevServer(
             db_path=self.data_dir / "temporal.sqlite",
             search_attributes=search_attribute_kinds(),

