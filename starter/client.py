@@ -122,7 +122,6 @@ from .validation import (
 log = logging.getLogger("kartu.client")
 
 M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
 
 PAYMENT_WORKFLOW_TYPES = ("DirectPayment", "AuthCapturePayment")
 REGISTRATION_WORKFLOW_TYPE = "CardRegistration"

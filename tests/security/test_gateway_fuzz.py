@@ -57,7 +57,6 @@ CALLBACK = "/callbacks/ayoconnect"
 REQUEST_TIMEOUT = 15.0  # per request: a hang fails the example instead of the session
 FAST = 2.0  # seconds a refusal of bad input may take
 MAX_BODY = 64 * 1024
-MIN_WAIT = 0.5
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
