@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import AyoconnectActivities
+from activities.reconciliation_activities import ReconciliationActivities
 from ayoconnect import AyoconnectClient, AyoconnectSettings
 from starter.codec import DEV_KEYS_FILE, codec_from_env
 from starter.codec import data_converter as codec_data_converter
@@ -105,26 +106,6 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
-def _process_activation_jobs_in_history_order() -> None:
-    """Turn on the SDK's workflow logic flag 2 (PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH).
-
-    Without it, when a worker dies between an activity result and an update (the chaos run
-    does this), replay hands both to the workflow in one activation and runs the update first:
-    the commands then differ from the live run (nondeterminism error) and the payment can no
-    longer be replayed. With the flag, jobs run in history order. The SDK records the flag in
-    each workflow task it completes, so replayers honour it from the history; only its default
-    is private (temporalio plans to enable it by default once older SDKs know it).
-    """
-    from temporalio.worker import _workflow, _workflow_instance
-
-    flags = getattr(_workflow_instance, "_WorkflowLogicFlag", None)
-    flag = getattr(flags, "PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH", None)
-    defaults = getattr(_workflow, "_DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS", None)
-    if flag is None or defaults is None:
-        return  # an SDK that no longer has the switch: its default is the history order
-    _workflow._DEFAULT_ENABLED_WORKFLOW_LOGIC_FLAGS = frozenset({*defaults, flag})
-
-
 def build_worker(
     client: Client,
     settings: WorkerSettings,
@@ -132,21 +113,25 @@ def build_worker(
     *,
     activities: list | None = None,
     task_queue: str | None = None,
+    extra_activities: list | None = None,
 ) -> Worker:
     """The worker every Kartu process runs: all workflows, all activities, sandbox on.
 
-    ``activities`` replaces the real ones (tests pass fakes with the same names).
+    ``activities`` replaces the real Ayoconnect ones (tests pass fakes with the same names).
+    Reconciliation's activities (they read Temporal and the provider) come with an
+    AyoconnectClient; ``extra_activities`` replaces them (tests pass fakes).
     """
     if activities is None:
         if ayoconnect_client is None:
             raise ValueError("give an AyoconnectClient or the activities to register")
         activities = AyoconnectActivities(ayoconnect_client).all()
-    _process_activation_jobs_in_history_order()
+    if extra_activities is None and ayoconnect_client is not None:
+        extra_activities = ReconciliationActivities(client, ayoconnect_client).all()
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=ALL_WORKFLOWS,
-        activities=activities,
+        activities=[*activities, *(extra_activities or [])],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )

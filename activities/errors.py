@@ -3,8 +3,12 @@
 - TransientError → retryable (Temporal's backoff retries it).
 - AmbiguousError → retryable; the next attempt of a money-moving activity looks the payment
   up before it resends (see ``AyoconnectActivities``).
-- AuthenticationError and every FinalError → non-retryable, ``type`` = the class name, details
-  = ``[{"response_code", "gateway_code", "http_status", "operation"}]`` for the workflow.
+- AuthenticationError → retryable: a 401/403 is most often a credential rotation in progress,
+  which a later attempt rides over; a request refused for its credentials did not move money.
+  When the retries run out the workflow sees a failure without a definite answer, never a "no".
+- Every FinalError → non-retryable.
+Each is an ApplicationError whose ``type`` is the class name, details = ``[{"response_code",
+"gateway_code", "http_status", "operation", "message"}]`` for the workflow.
 """
 
 from __future__ import annotations
@@ -34,9 +38,9 @@ def error_details(err: AyoconnectError) -> dict[str, Any]:
 
 def to_application_error(err: AyoconnectError) -> ApplicationError:
     details = error_details(err)
-    if isinstance(err, TransientError | AmbiguousError):
+    if isinstance(err, TransientError | AmbiguousError | AuthenticationError):
         return ApplicationError(str(err), details, type=type(err).__name__, non_retryable=False)
-    if isinstance(err, AuthenticationError | FinalError):
+    if isinstance(err, FinalError):
         return ApplicationError(str(err), details, type=type(err).__name__, non_retryable=True)
     # An AyoconnectError outside the tree: unknown, so do not risk repeating it.
     return ApplicationError(str(err), details, type="FinalError", non_retryable=True)

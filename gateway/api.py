@@ -19,6 +19,7 @@ from starter.client import (
     InvalidRequest,
     KartuClient,
     PaymentSummary,
+    ProviderStatus,
     RegistrationStarted,
 )
 from workflows.ids import KEY_MAX_LENGTH
@@ -139,6 +140,18 @@ def rest_router(settings: GatewaySettings, require_api_key: object) -> APIRouter
     )
     async def get_payment(payment_id: PaymentId, client: Kartu) -> PaymentState:
         return await client.payment_status(payment_id)
+
+    @router.get(
+        "/payments/{payment_id}/provider",
+        response_model=ProviderStatus,
+        tags=["payments"],
+        summary="Kartu's state of a payment beside Ayoconnect's own (Get Payment Status)",
+        description="``provider.outcome`` is ``found``, ``unknown`` (Ayoconnect does not know "
+        "the payment) or ``unavailable`` (no answer in time); Kartu's side is ``kartu``.",
+        responses=NOT_FOUND,
+    )
+    async def get_payment_at_provider(payment_id: PaymentId, client: Kartu) -> ProviderStatus:
+        return await client.provider_status(payment_id, timeout=settings.max_wait_seconds)
 
     @router.post(
         "/payments/{payment_id}/capture",
@@ -268,7 +281,8 @@ def rest_router(settings: GatewaySettings, require_api_key: object) -> APIRouter
         "/cards/{card_token}",
         response_model=UnbindState,
         tags=["cards"],
-        summary="Unbind (disable) a card token",
+        summary="Unbind (disable) a card token; after a FAILED unbind, asking again retries",
+        responses=REFUSED,
     )
     async def unbind(
         card_token: Annotated[str, Path(min_length=40, max_length=40, pattern=r"^[A-Za-z0-9]+$")],

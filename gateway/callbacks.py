@@ -3,7 +3,9 @@
 Order matters: the signature first (forged: 401, nothing read further), then the body (bad JSON
 or schema: 400), then the route. Everything signed and well-formed is acknowledged with a 2xx,
 because Ayoconnect retries anything else: a callback for an unknown or finished workflow, or with
-an unroutable transactionId, is recorded (log line and ``GET /callbacks/unmatched``), not lost.
+an unroutable transactionId, is stored durably in Temporal (an ``UnmatchedCallback`` workflow,
+``starter.unmatched``, which also checks it against the provider) and listed by
+``GET /callbacks/unmatched``, not lost; if Temporal cannot store it, 503, so Ayoconnect retries.
 A byte-identical callback delivered before is acknowledged without a second signal; the workflow
 would ignore it anyway. Only a Temporal outage answers 503, so that Ayoconnect retries.
 
@@ -23,13 +25,15 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from temporalio.service import RPCError
 
 from ayoconnect.models import CALLBACK_ADAPTER, BindingCallback, PaymentCallback
 from ayoconnect.security import verify_callback_signature
 from ayoconnect.settings import AyoconnectSettings
 from starter.client import KartuClient, KartuUnavailable
+from starter.unmatched import list_unmatched_callbacks, record_unmatched_callback
 
-from .errors import ErrorBody, error_response
+from .errors import ApiError, ErrorBody, error_response
 from .settings import GatewaySettings
 
 log = logging.getLogger("kartu.gateway.callbacks")
@@ -55,6 +59,9 @@ class UnmatchedCallback(BaseModel):
     status: str
     workflow_id: str | None = None
     reason: str
+    # Where it is stored (its ``UnmatchedCallback`` workflow) and what its check found.
+    callback_workflow_id: str | None = None
+    finding: str | None = None
 
 
 class SignatureVerifier:
@@ -123,8 +130,13 @@ class CallbackJournal:
             self._seen.popitem(last=False)
 
     def record_unmatched(
-        self, callback: BindingCallback | PaymentCallback, workflow_id: str | None, reason: str
+        self,
+        callback: BindingCallback | PaymentCallback,
+        workflow_id: str | None,
+        reason: str,
+        stored_as: str | None = None,
     ) -> None:
+        """Logged, and kept in memory only to bridge visibility's lag (the list reads Temporal)."""
         entry = UnmatchedCallback(
             received_at=datetime.now(UTC),
             type=callback.type,
@@ -132,6 +144,7 @@ class CallbackJournal:
             status=str(callback.status),
             workflow_id=workflow_id,
             reason=reason[:300],
+            callback_workflow_id=stored_as,
         )
         self.unmatched.append(entry)
         log.warning(
@@ -194,9 +207,26 @@ def callbacks_router(
         except KartuUnavailable as exc:
             log.warning("callback %s not delivered: %s", _safe(callback.transactionId), exc)
             return error_response(503, "Temporal is unavailable: retry later")
+        stored_as = None
+        if not delivery.delivered:
+            try:
+                stored_as = await record_unmatched_callback(
+                    kartu.temporal,
+                    kartu.task_queue,
+                    callback,
+                    raw,
+                    routed_to=delivery.workflow_id,
+                    reason=delivery.reason or "",
+                )
+            except RPCError as exc:
+                # Not remembered as handled: Ayoconnect's retry must get another chance.
+                log.warning("callback %s not stored: %s", _safe(callback.transactionId), exc)
+                return error_response(503, "Temporal is unavailable: retry later")
         journal.remember(digest, delivery.workflow_id)
         if not delivery.delivered:
-            journal.record_unmatched(callback, delivery.workflow_id, delivery.reason or "")
+            journal.record_unmatched(
+                callback, delivery.workflow_id, delivery.reason or "", stored_as
+            )
             return _ack("unmatched", delivery.workflow_id, 202)
         log.info(
             "callback %s %s %s -> %s %s",
@@ -211,12 +241,39 @@ def callbacks_router(
     @router.get(
         "/unmatched",
         response_model=list[UnmatchedCallback],
-        summary="Signed callbacks no running workflow took (newest last, bounded)",
+        summary="Signed callbacks no running workflow took (newest last, bounded), as stored "
+        "in Temporal, with what their check against the provider found",
         dependencies=[Depends(require_api_key)],
-        responses={401: {"model": ErrorBody, "description": "Missing or invalid API key"}},
+        responses={
+            401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+            503: {"model": ErrorBody, "description": "Temporal unavailable"},
+        },
     )
-    async def unmatched() -> list[UnmatchedCallback]:
-        return list(journal.unmatched)
+    async def unmatched(request: Request) -> list[UnmatchedCallback]:
+        kartu: KartuClient = request.app.state.kartu
+        try:
+            stored = await list_unmatched_callbacks(kartu.temporal, limit=gateway.unmatched_max)
+        except RPCError as exc:
+            log.warning("unmatched callbacks not listed: %s", exc)
+            raise ApiError(503, "Temporal is unavailable: retry later") from None
+        entries = [
+            UnmatchedCallback(
+                received_at=c.received_at,
+                type=c.type,
+                transaction_id=c.transaction_id,
+                status=c.status,
+                workflow_id=c.routed_to,
+                reason=c.reason,
+                callback_workflow_id=c.callback_workflow_id,
+                finding=c.finding,
+            )
+            for c in stored
+        ]
+        # Visibility shows a new workflow a moment late: this gateway's latest fill the gap.
+        listed = {e.callback_workflow_id for e in entries}
+        entries += [e for e in journal.unmatched if e.callback_workflow_id not in listed]
+        entries.sort(key=lambda e: e.received_at)
+        return entries[-gateway.unmatched_max :]
 
     return router
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import output
+from .cli_reconcile import add_reconcile_arguments, cmd_reconcile
 
 if TYPE_CHECKING:
     from .client import KartuClient
@@ -60,7 +61,7 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _STATUS_WORDS = (
     "PENDING CHALLENGE PAID AUTHORIZED CAPTURED VOIDED EXPIRED DECLINED FAILED REFUNDED "
-    "NEEDS_ATTENTION"
+    "NEEDS_ATTENTION PENDING_PROVIDER"
 ).split()
 
 
@@ -314,9 +315,34 @@ def build_parser() -> Parser:
         "--until", type=payment_status, action="append", help="with --wait: until this status"
     )
     p.add_argument("--refund", action="store_true", help="also show the refund, if any")
+    p.add_argument(
+        "--provider",
+        action="store_true",
+        help="also ask Ayoconnect (Get Payment Status) and show its view beside Kartu's",
+    )
 
-    p = command("cards", "a customer's cards registered through Kartu")
+    p = command(
+        "cards", "a customer's cards: Ayoconnect's cards list, with Kartu's registration ids"
+    )
     p.add_argument("customer_id", metavar="CUSTOMER_ID", type=customer_id)
+
+    p = command(
+        "resolve",
+        "answer a NEEDS_ATTENTION payment (or its refund): retry, or close with the status "
+        "established by hand",
+    )
+    p.add_argument("payment_id", metavar="PAYMENT_ID", type=payment_id)
+    p.add_argument("action", choices=["retry", "close"])
+    p.add_argument("--status", type=payment_status, help="close: e.g. REFUNDED, VOIDED, FAILED")
+    p.add_argument("--note", default="", help="what ops established (required with --force)")
+    p.add_argument("--by", dest="resolved_by", help="who resolves (recorded in the history)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="close even if the provider's status contradicts it (the --note is recorded)",
+    )
+    p.add_argument("--refund", action="store_true", help="resolve the payment's refund")
+    p.add_argument("--idempotency-key", help="a retry with the same key gets the first answer")
 
     p = command("payments", "search payments (Temporal visibility: eventually consistent)")
     p.add_argument("--status", type=payment_status, help="e.g. AUTHORIZED")
@@ -327,6 +353,9 @@ def build_parser() -> Parser:
     p.add_argument("--flow", choices=["DIRECT", "AUTH_CAPTURE"], type=str.upper)
     p.add_argument("--limit", type=int, default=50, help="at most this many (1-1000)")
     p.add_argument("--query", action="store_true", help="print the visibility query only")
+
+    p = command("reconcile", "compare recent payments with Ayoconnect; --schedule: every hour")
+    add_reconcile_arguments(p)
 
     p = command(
         "demo",
@@ -460,6 +489,13 @@ def precheck(args: argparse.Namespace) -> None:
         )
     if getattr(args, "until", None) and args.wait is None:
         raise UsageError("--until needs --wait")
+    if args.command == "resolve":
+        if args.action == "close" and args.status is None:
+            raise UsageError("close needs --status: the status ops established")
+        if args.action == "retry" and (args.status or args.force):
+            raise UsageError("--status and --force are for close")
+        if args.force and not args.note.strip():
+            raise UsageError("--force needs --note saying why (it is recorded)")
 
 
 def _show(args: argparse.Namespace, value: Any, human: Callable[[], str]) -> None:
@@ -555,7 +591,10 @@ async def cmd_refund(args: argparse.Namespace, kartu: KartuClient) -> int:
     )
     _show(args, state, lambda: output.refund_text(state))
     if state.status.value == "FAILED":
-        raise Failure(f"refund failed: {state.failure or state.error_type or 'see the workflow'}")
+        why = state.failure or state.error_type or "see the workflow"
+        why = why if why.startswith("refund failed") else f"refund failed: {why}"
+        # Asking again runs the refund again (it looks the payment up first: never twice).
+        raise Failure(f"{why}; `kartu refund {args.payment_id}` asks again")
     return 0
 
 
@@ -576,20 +615,51 @@ async def cmd_status(args: argparse.Namespace, kartu: KartuClient) -> int:
         state = await kartu.wait_payment(args.payment_id, args.until, timeout=args.wait)
     else:
         state = await kartu.payment_status(args.payment_id)
+    provider = None
+    if args.provider:
+        both = await kartu.provider_status(args.payment_id)
+        state, provider = both.kartu, both.provider
     refund = None
     if args.refund:
         try:
             refund = await kartu.refund_status(args.payment_id)
         except RefundNotFound:
             refund = None
-    value: Any = state if not args.refund else {"payment": state, "refund": refund}
-    _show(args, value, lambda: output.payment_text(state, refund))
+    value: Any = state
+    if args.refund or args.provider:
+        value = {"payment": state}
+        if args.refund:
+            value["refund"] = refund
+        if args.provider:
+            value["provider"] = provider
+    _show(args, value, lambda: output.payment_text(state, refund, provider))
     return 0
 
 
 async def cmd_cards(args: argparse.Namespace, kartu: KartuClient) -> int:
-    cards = await kartu.list_cards(args.customer_id)
-    _show(args, cards, lambda: output.cards_table(cards, args.customer_id))
+    cards = await kartu.customer_cards(args.customer_id)
+    _show(args, cards, lambda: output.cards_table(cards))
+    return 0
+
+
+async def cmd_resolve(args: argparse.Namespace, kartu: KartuClient) -> int:
+    result = await kartu.resolve(
+        args.payment_id,
+        args.action,
+        status=args.status,
+        note=args.note,
+        resolved_by=args.resolved_by,
+        force=args.force,
+        refund=args.refund,
+        idempotency_key=args.idempotency_key,
+    )
+    if result is not None:
+        _show(args, result, lambda: output.action_text(args.payment_id, result))
+        return 0
+    target = f"refund-{args.payment_id}" if args.refund else f"payment-{args.payment_id}"
+    sent = {"sent": "resolve", "workflow_id": target}
+    look = f"kartu status {args.payment_id}" + (" --refund" if args.refund else "")
+    _show(args, sent, lambda: f"resolve sent to {target}; {look} shows what it did")
     return 0
 
 
@@ -601,8 +671,11 @@ async def cmd_payments(args: argparse.Namespace, kartu: KartuClient) -> int:
         "flow": args.flow,
     }
     if args.query:
-        query = kartu.payments_query(**criteria)
-        _show(args, {"query": query}, lambda: query)
+        shown: dict[str, str] = {"query": kartu.payments_query(**criteria)}
+        if args.status == "REFUNDED":
+            # Payments the Refund workflow refunded: their own workflow still says PAID.
+            shown["refunds_query"] = kartu.refunds_query(customer_id=args.customer)
+        _show(args, shown, lambda: "\n".join(shown.values()))
         return 0
     found = await kartu.find_payments(**criteria, limit=args.limit)
     _show(args, found, lambda: output.payments_table(found))
@@ -698,8 +771,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, KartuClient], Awaitable[int]]]
     "unbind": cmd_unbind,
     "status": cmd_status,
     "cards": cmd_cards,
+    "resolve": cmd_resolve,
     "payments": cmd_payments,
     "demo": cmd_demo,
+    "reconcile": cmd_reconcile,
 }
 
 

@@ -11,9 +11,15 @@ activities alone.
   becomes the update id, so a retried call gets the first answer even after the workflow closed.
   ``signal_capture`` / ``signal_void`` are the fire-and-forget variants.
 - ``refund`` starts ``refund-<paymentId>`` (full amount, from the payment's state); ``unbind_card``
-  starts ``unbind-<digest of the token>``; both answer the same workflow when asked twice.
-- Reads go through the workflows' ``state`` query (read-your-writes), never visibility; only
-  ``find_payments`` and ``list_cards`` search visibility (eventually consistent, for lists).
+  starts ``unbind-<digest of the token>``; asked while it runs, each joins it; asked after a
+  refund ended FAILED (an unbind ended at all), each runs it again with ``attempt`` + 1.
+- ``resolve``: ops' answer to NEEDS_ATTENTION (``resolve_payment`` update, or the ``resolve``
+  signal of a refund).
+- Reads go through the workflows' ``state`` query (read-your-writes), never visibility; a
+  payment refunded by ``refund-<paymentId>`` reads REFUNDED. Only ``find_payments`` and
+  ``list_cards`` search visibility (eventually consistent, for lists).
+- ``provider_status``, ``provider_cards``, ``customer_cards``: Ayoconnect's own view, through
+  short look-up workflows (``workflows/lookups.py``), since only activities call Ayoconnect.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -49,7 +56,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ayoconnect.models import BindingCallback, Customer, PaymentCallback
+from ayoconnect.models import BindingCallback, CardStatus, Customer, PaymentCallback
 from workflows import (
     AuthCapturePaymentWorkflow,
     CardRegistrationWorkflow,
@@ -59,12 +66,23 @@ from workflows import (
 )
 from workflows import search_attributes as sa
 from workflows.ids import (
+    MAX_STEP_ATTEMPTS,
+    Step,
     UnroutableCallbackError,
     parse_callback_transaction_id,
     payment_workflow_id,
     refund_workflow_id,
     registration_workflow_id,
+    transaction_id,
     unbind_workflow_id,
+)
+from workflows.lookups import (
+    LOOKUP_PREFIX,
+    ProviderCardsLookupWorkflow,
+    ProviderCardsQuery,
+    ProviderCardsView,
+    ProviderPaymentLookupWorkflow,
+    ProviderPaymentQuery,
 )
 from workflows.models import (
     UNDECIDED,
@@ -83,12 +101,14 @@ from workflows.models import (
     RegistrationInput,
     RegistrationState,
     RegistrationStatus,
+    ResolveCommand,
     UnbindInput,
     UnbindState,
     UnbindStatus,
     VoidCommand,
 )
 
+from . import refunds
 from .errors import (
     ActionRefused,
     IdempotencyConflict,
@@ -105,10 +125,13 @@ from .errors import (
 from .models import (
     CallbackDelivery,
     CardSummary,
+    CustomerCards,
     PaymentSummary,
+    ProviderStatus,
     RegistrationStarted,
     _CustomerIdOnly,
 )
+from .refunds import REFUNDABLE, with_refund
 from .settings import DEFAULT_TASK_QUEUE, TemporalSettings, connect_temporal
 from .validation import (
     _amount,
@@ -125,13 +148,13 @@ M = TypeVar("M", bound=BaseModel)
 
 PAYMENT_WORKFLOW_TYPES = ("DirectPayment", "AuthCapturePayment")
 REGISTRATION_WORKFLOW_TYPE = "CardRegistration"
-REFUNDABLE = frozenset({PaymentStatus.PAID, PaymentStatus.CAPTURED})
 SETTLED_REGISTRATION = frozenset(set(RegistrationStatus) - {RegistrationStatus.PENDING})
 
 __all__ = [
     "ActionRefused",
     "CallbackDelivery",
     "CardSummary",
+    "CustomerCards",
     "IdempotencyConflict",
     "InvalidRequest",
     "KartuClient",
@@ -141,12 +164,19 @@ __all__ = [
     "NotFound",
     "PaymentNotFound",
     "PaymentSummary",
+    "ProviderStatus",
     "RefundNotFound",
     "RegistrationNotFound",
     "RegistrationStarted",
     "UnbindNotFound",
 ]
 
+
+MAX_NOTE = 1000
+REFUND_CLOSE_STATUSES = frozenset({PaymentStatus.REFUNDED, PaymentStatus.FAILED})
+# A look-up's READ activity gives up after 2 minutes; its workflow a little later.
+LOOKUP_EXECUTION_TIMEOUT = timedelta(minutes=3)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 # A shorter wait could cancel the update-with-start call before the start itself is through.
 MIN_OUTCOME_WAIT = 1.0
@@ -169,6 +199,25 @@ def _application_error(err: WorkflowUpdateFailedError) -> ApplicationError | Non
     while cause is not None and not isinstance(cause, ApplicationError):
         cause = cause.__cause__
     return cause
+
+
+class _NoSuchUpdate(Exception):
+    """The workflow has no handler of this update (a worker older than the client)."""
+
+
+def _unknown_update(cause: ApplicationError, update: str) -> bool:
+    # The SDK rejects an update nobody handles with this RuntimeError (workflow side).
+    return cause.type == "RuntimeError" and f"'{update}' expected but not found" in cause.message
+
+
+async def _read_start_error(start: WithStartWorkflowOperation) -> None:
+    """The start operation keeps its outcome for ``workflow_handle()``; after a failed
+    update-with-start it holds the start's error, which asyncio would log as "exception never
+    retrieved" unless read. It is set by the time the call raised; the zero timeout only
+    guards against an SDK that left it unset (nothing to read then)."""
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        async with asyncio.timeout(0):
+            await start.workflow_handle()
 
 
 class KartuClient:
@@ -382,11 +431,22 @@ class KartuClient:
         return await self._start_payment(payment, PaymentFlow.AUTH_CAPTURE, timeout)
 
     async def payment_status(self, payment_id: str) -> PaymentState:
-        """The payment workflow's ``state`` query: fresh, never visibility."""
+        """The payment workflow's ``state`` query: fresh, never visibility. A PAID or CAPTURED
+        payment that ``refund-<paymentId>`` refunded reads REFUNDED (with the refund's amount,
+        time, reason and transition): one more query, for those two statuses only."""
         workflow_id = _key(payment_workflow_id, payment_id, "payment_id")
-        state = await self._query(workflow_id, PaymentState)
+        state = await self._payment_state(workflow_id)
         if state is None:
             raise PaymentNotFound(f"no payment {payment_id}")
+        return state
+
+    async def _payment_state(self, workflow_id: str) -> PaymentState | None:
+        """The payment's state, its refund by ``refund-<paymentId>`` merged in."""
+        state = await self._query(workflow_id, PaymentState)
+        if state is not None and state.status in REFUNDABLE:
+            refund = await self._query(refund_workflow_id(state.payment_id), RefundState)
+            if refund is not None:
+                return with_refund(state, refund)
         return state
 
     async def wait_payment(
@@ -464,6 +524,74 @@ class KartuClient:
         )
         await self._signal_payment(workflow_id, "void", command)
 
+    async def resolve(
+        self,
+        payment_id: str,
+        action: str,
+        *,
+        status: PaymentStatus | str | None = None,
+        note: str = "",
+        resolved_by: str | None = None,
+        force: bool = False,
+        refund: bool = False,
+        idempotency_key: str | None = None,
+    ) -> ActionResult | None:
+        """Ops' answer to a NEEDS_ATTENTION payment (or, with ``refund``, to its refund):
+        ``retry``, or ``close`` with the ``status`` they established by hand. A payment answers
+        through its ``resolve_payment`` update: the ``resolved`` result, or ActionRefused with
+        the workflow's reason (a close the provider's status contradicts is refused unless
+        ``force``, which needs a ``note``: it is recorded). A refund (and a payment worker too
+        old for the update) takes the ``resolve`` signal: None once it is sent."""
+        command = self._resolve_command(action, status, note, resolved_by, force)
+        if refund:
+            await self._resolve_refund(payment_id, command)
+            return None
+        workflow_id = _key(payment_workflow_id, payment_id, "payment_id")
+        key = _idempotency_key(idempotency_key)
+        try:
+            return await self._action(workflow_id, "resolve_payment", command, key, "resolve")
+        except _NoSuchUpdate:
+            log.info("payment %s has no resolve_payment update: resolve signal", payment_id)
+        await self._signal_payment(workflow_id, "resolve", command)
+        return None
+
+    def _resolve_command(
+        self,
+        action: str,
+        status: PaymentStatus | str | None,
+        note: str,
+        resolved_by: str | None,
+        force: bool,
+    ) -> ResolveCommand:
+        if action not in ("retry", "close"):
+            raise InvalidRequest("action must be retry or close", "action")
+        if not isinstance(note, str) or len(note) > MAX_NOTE:
+            raise InvalidRequest(f"note must be at most {MAX_NOTE} characters", "note")
+        data: dict[str, Any] = {
+            "action": action,
+            "status": None if status is None else _enum(PaymentStatus, status, "status"),
+            "note": note,
+            "resolved_by": self._requested_by(resolved_by),
+            "force": force is True,
+        }
+        return _validated(ResolveCommand, data)
+
+    async def _resolve_refund(self, payment_id: str, command: ResolveCommand) -> None:
+        workflow_id = _key(refund_workflow_id, payment_id, "payment_id")
+        state = await self._query(workflow_id, RefundState)
+        if state is None:
+            raise RefundNotFound(f"no refund for payment {payment_id}")
+        if state.status is not RefundStatus.NEEDS_ATTENTION:
+            raise ActionRefused(f"refund is {state.status.value}: nothing to resolve")
+        if command.action == "close" and command.status not in REFUND_CLOSE_STATUSES:
+            raise InvalidRequest("a refund closes as REFUNDED or FAILED", "status")
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal("resolve", command)
+        except RPCError as err:
+            if not _not_found(err):
+                raise _unavailable(err) from None
+            raise ActionRefused("the refund has finished: nothing to resolve") from None
+
     async def find_payments(
         self,
         *,
@@ -480,15 +608,74 @@ class KartuClient:
         )
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000", "limit")
-        out: list[PaymentSummary] = []
+        wanted = None if status is None else _enum(PaymentStatus, status, "status")
         try:
-            async for execution in self._client.list_workflows(query, limit=limit):
-                out.append(_summary(execution))
+            # A payment the Refund workflow refunded still says PAID / CAPTURED on its own
+            # workflow: every page is checked against the refunds (one more search per page).
+            found = await self._search_payments(query, limit, drop_refunded=wanted in REFUNDABLE)
+            if wanted is PaymentStatus.REFUNDED:
+                also = self.payments_query(
+                    customer_id=customer_id, expiring_before=expiring_before, flow=flow
+                )
+                found = await self._refunded_by_refund_workflow(
+                    found, limit, self.refunds_query(customer_id=customer_id), also
+                )
         except RPCError as err:
             if err.status == RPCStatusCode.INVALID_ARGUMENT:
                 raise InvalidRequest(f"search refused: {err.message}") from None
             raise _unavailable(err) from None
-        return out
+        return found
+
+    async def _search_payments(
+        self, query: str, limit: int, *, drop_refunded: bool
+    ) -> list[PaymentSummary]:
+        out: list[PaymentSummary] = []
+        page: list[PaymentSummary] = []
+        size = min(max(limit, 100), 1000)
+        async for execution in self._client.list_workflows(query, page_size=size):
+            page.append(_summary(execution))
+            if len(page) == size:
+                out += await self._refunds_marked(page, drop_refunded)
+                page = []
+                if len(out) >= limit:
+                    break
+        if page:
+            out += await self._refunds_marked(page, drop_refunded)
+        return out[:limit]
+
+    async def _refunds_marked(self, page: list[PaymentSummary], drop: bool) -> list[PaymentSummary]:
+        candidates = refunds.payment_ids_of(page)
+        if not candidates:
+            return page
+        query = refunds.refunded_among_query(candidates)
+        refunded = {
+            refunds.refunded_payment_id(e.id)
+            async for e in self._client.list_workflows(query, page_size=len(candidates))
+        }
+        return refunds.marked(page, {p for p in refunded if p}, drop)
+
+    async def _refunded_by_refund_workflow(
+        self, found: list[PaymentSummary], limit: int, refunds_query: str, payments_query: str
+    ) -> list[PaymentSummary]:
+        """``found`` (payments whose own workflow says REFUNDED) and the payments a Refund
+        workflow refunded that match ``payments_query`` (the same criteria but the status,
+        which their own workflow still gives as PAID / CAPTURED), newest first."""
+        known = {s.payment_id for s in found}
+        refunded: list[str] = []
+        async for e in self._client.list_workflows(refunds_query, page_size=limit):
+            payment_id = refunds.refunded_payment_id(e.id)
+            if payment_id and payment_id not in known:
+                refunded.append(payment_id)
+            if len(refunded) >= limit:
+                break
+        # Flow, amount and expiry come from the payment workflows themselves.
+        out = list(found)
+        for start in range(0, len(refunded), 100):
+            ids = [payment_workflow_id(p) for p in refunded[start : start + 100]]
+            async for e in self._client.list_workflows(refunds.with_ids(payments_query, ids)):
+                out.append(_summary(e).model_copy(update={"status": PaymentStatus.REFUNDED.value}))
+        out.sort(key=lambda s: s.started_at or _EPOCH, reverse=True)
+        return out[:limit]
 
     @staticmethod
     def payments_query(
@@ -498,8 +685,9 @@ class KartuClient:
         expiring_before: datetime | None = None,
         flow: PaymentFlow | str | None = None,
     ) -> str:
-        """The visibility query ``find_payments`` runs (also usable in the Temporal UI). Every
-        value is validated against its type first, so nothing can be injected."""
+        """The visibility query ``find_payments`` runs (also usable in the Temporal UI); for
+        REFUNDED it also runs ``refunds_query``. Every value is validated against its type
+        first, so nothing can be injected."""
         types = ", ".join(f"'{t}'" for t in PAYMENT_WORKFLOW_TYPES)
         clauses = [f"WorkflowType IN ({types})"]
         if status is not None:
@@ -525,6 +713,14 @@ class KartuClient:
             clauses.append(f"{sa.FLOW.name} = '{_enum(PaymentFlow, flow, 'flow')}'")
         return " AND ".join(clauses)
 
+    @staticmethod
+    def refunds_query(*, customer_id: str | None = None) -> str:
+        """The visibility query of the Refund workflows that ended REFUNDED (``find_payments``
+        with status REFUNDED adds their payments to the ``payments_query`` hits)."""
+        if customer_id is not None:
+            customer_id = _validated(_CustomerIdOnly, {"customer_id": customer_id}).customer_id
+        return refunds.refunds_query(customer_id)
+
     # --- refund and unbind -----------------------------------------------------------------
 
     async def refund(
@@ -536,8 +732,10 @@ class KartuClient:
         timeout: float = 30.0,
     ) -> RefundState:
         """Refund a PAID or CAPTURED payment in full, once: ``refund-<paymentId>``. Asking again
-        returns the same refund. With ``wait``, returns once the refund is decided (or its state
-        so far after ``timeout``)."""
+        returns the same refund (joins it while it runs); after one ended FAILED, asking again
+        runs it again (``attempt`` + 1, at most ``MAX_STEP_ATTEMPTS``), and that run looks the
+        payment up first, so the money goes back at most once. With ``wait``, returns once the
+        refund is decided (or its state so far after ``timeout``)."""
         _text(reason, "reason")
         state = await self.payment_status(payment_id)
         workflow_id = refund_workflow_id(payment_id)
@@ -560,19 +758,18 @@ class KartuClient:
                 "reason": reason,
             },
         )
-        try:
-            await self._client.start_workflow(
-                RefundWorkflow.run,
-                refund,
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            pass  # finished earlier: the same refund answers
-        except RPCError as err:
-            raise _unavailable(err) from None
+
+        async def again(previous: RefundState) -> bool:
+            return previous.status is RefundStatus.FAILED
+
+        await self._start_or_retry(
+            RefundWorkflow.run,
+            refund,
+            workflow_id,
+            RefundState,
+            again,
+            f"the refund of {payment_id}",
+        )
         return await self._refund_result(workflow_id, None, wait, timeout)
 
     async def refund_status(self, payment_id: str) -> RefundState:
@@ -585,22 +782,34 @@ class KartuClient:
     async def unbind_card(
         self, card_token: str, *, customer_id: str, wait: bool = True, timeout: float = 30.0
     ) -> UnbindState:
-        """Disable a card token: ``unbind-<token digest>``; asking again returns the same unbind."""
+        """Disable a card token: ``unbind-<token digest>``. Asking while it runs joins it; after
+        it ended FAILED, or UNBOUND while Ayoconnect lists the token ACTIVE again (the card was
+        registered again), asking again runs it again with ``attempt`` + 1; otherwise the same
+        unbind answers."""
         unbind = _validated(UnbindInput, {"card_token": card_token, "customer_id": customer_id})
         workflow_id = unbind_workflow_id(unbind.card_token)
-        try:
-            await self._client.start_workflow(
-                CardUnbindWorkflow.run,
-                unbind,
-                id=workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+
+        async def again(previous: UnbindState) -> bool:
+            if previous.status is UnbindStatus.FAILED:
+                return True
+            if previous.status is not UnbindStatus.UNBOUND:
+                return False
+            # The same card registered again has the same token: unbound again only if the
+            # provider lists it ACTIVE, so asking twice still answers the same unbind.
+            listed = await self.provider_cards(unbind.customer_id)
+            return any(
+                c.cardToken == unbind.card_token and c.status is CardStatus.ACTIVE
+                for c in listed.cards
             )
-        except WorkflowAlreadyStartedError:
-            pass
-        except RPCError as err:
-            raise _unavailable(err) from None
+
+        await self._start_or_retry(
+            CardUnbindWorkflow.run,
+            unbind,
+            workflow_id,
+            UnbindState,
+            again,
+            "the unbind of this card",
+        )
         state = await self._wait_result(workflow_id, UnbindState, wait, timeout)
         if state is None:
             raise UnbindNotFound("unbind workflow vanished")  # retention ran out meanwhile
@@ -639,6 +848,74 @@ class KartuClient:
                 registration_id=s.registration_id,
             )
         return list(cards.values())
+
+    # --- the provider's own view (read-only look-up workflows) ---------------------------
+
+    async def provider_status(
+        self, payment_id: str, *, timeout: float | None = None
+    ) -> ProviderStatus:
+        """Kartu's state of the payment beside Ayoconnect's Get Payment Status for it (by
+        invoice number, or by the charge's transactionId while Kartu has no invoice yet). The
+        provider not knowing the payment is an answer (``outcome`` ``unknown``), not an error."""
+        state = await self.payment_status(payment_id)
+        step = Step.PAY if state.flow is PaymentFlow.DIRECT else Step.AUTHORIZE
+        query = ProviderPaymentQuery(
+            payment_id=payment_id,
+            customer_id=state.customer_id,
+            invoice_number=state.invoice_number,
+            original_transaction_id=(
+                None if state.invoice_number else transaction_id(payment_id, step)
+            ),
+        )
+        view = await self._lookup(
+            ProviderPaymentLookupWorkflow.run, query, timeout, f"payment {payment_id}"
+        )
+        return ProviderStatus(kartu=state, provider=view)
+
+    async def provider_cards(
+        self, customer_id: str, *, timeout: float | None = None
+    ) -> ProviderCardsView:
+        """Ayoconnect's Get Cards List for the customer, as the provider answers it."""
+        checked = _validated(_CustomerIdOnly, {"customer_id": customer_id}).customer_id
+        query = ProviderCardsQuery(customer_id=checked)
+        return await self._lookup(
+            ProviderCardsLookupWorkflow.run, query, timeout, f"cards of {checked}"
+        )
+
+    async def customer_cards(
+        self, customer_id: str, *, timeout: float | None = None
+    ) -> CustomerCards:
+        """The customer's cards as Ayoconnect lists them (cards bound or disabled elsewhere
+        included), each with Kartu's registration id where Kartu registered it (from
+        ``list_cards``); cards Kartu registered that the provider does not list come last,
+        with no provider status."""
+        provider, registered = await asyncio.gather(
+            self.provider_cards(customer_id, timeout=timeout), self.list_cards(customer_id)
+        )
+        return CustomerCards.merged(provider, registered)
+
+    async def _lookup(self, run: Any, query: BaseModel, timeout: float | None, what: str) -> Any:
+        workflow_id = f"{LOOKUP_PREFIX}{uuid.uuid4().hex}"
+        wait = self.outcome_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(wait):
+                return await self._client.execute_workflow(
+                    run,
+                    query,
+                    id=workflow_id,
+                    task_queue=self.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    # Nobody waits longer: a look-up left behind must not linger.
+                    execution_timeout=LOOKUP_EXECUTION_TIMEOUT,
+                )
+        except TimeoutError:
+            raise KartuTimeout(
+                f"the provider's answer on {what} did not come within {wait:g} s ({workflow_id})"
+            ) from None
+        except WorkflowFailureError as err:
+            raise KartuError(f"look-up of {what} failed: {err.cause or err}") from None
+        except RPCError as err:
+            raise _unavailable(err) from None
 
     # --- callbacks -------------------------------------------------------------------------
 
@@ -760,13 +1037,58 @@ class KartuClient:
                 update, *args, start_workflow_operation=start
             )
         except RPCError as err:
+            await _read_start_error(start)
             raise _unavailable(err) from None
-        finally:
-            # The operation's handle future holds the start error too; read it so asyncio does
-            # not log "exception never retrieved".
-            with contextlib.suppress(BaseException):
-                if start._workflow_handle.done():
-                    start._workflow_handle.exception()
+        except (WorkflowAlreadyStartedError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            await _read_start_error(start)
+            raise
+
+    async def _start_or_retry(
+        self,
+        run: Any,
+        arg: RefundInput | UnbindInput,
+        workflow_id: str,
+        result_type: type[RefundState] | type[UnbindState],
+        retry: Callable[[Any], Awaitable[bool]],
+        what: str,
+    ) -> None:
+        """Start ``workflow_id``, or join its running execution. If its latest run has closed
+        and ``retry(its state)`` says so, start a new run with ``attempt`` + 1: reuse policy
+        ALLOW_DUPLICATE for that start only, conflict policy USE_EXISTING so that two callers
+        asking at once join one run."""
+        if await self._start(run, arg, workflow_id, WorkflowIDReusePolicy.REJECT_DUPLICATE):
+            return
+        # Closed: a closed run's result is in its history (no wait, no replay).
+        previous = await self._wait_result(workflow_id, result_type, True, self.outcome_timeout)
+        if previous is None or not await retry(previous):
+            return
+        attempt = previous.attempt + 1
+        if attempt > MAX_STEP_ATTEMPTS:
+            raise ActionRefused(
+                f"{what} was tried {MAX_STEP_ATTEMPTS} times and last ended "
+                f"{previous.status.value}: it cannot be asked again; see {workflow_id}"
+            )
+        again = arg.model_copy(update={"attempt": attempt})
+        await self._start(run, again, workflow_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+
+    async def _start(
+        self, run: Any, arg: BaseModel, workflow_id: str, reuse: WorkflowIDReusePolicy
+    ) -> bool:
+        """Start (or join the running) ``workflow_id``; False if refused because it closed."""
+        try:
+            await self._client.start_workflow(
+                run,
+                arg,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=reuse,
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        except RPCError as err:
+            raise _unavailable(err) from None
+        return True
 
     async def _action(
         self, workflow_id: str, update: str, command: BaseModel, key: str | None, verb: str
@@ -787,13 +1109,15 @@ class KartuClient:
             ) from None
         except WorkflowUpdateFailedError as err:
             cause = _application_error(err)
+            if cause is not None and _unknown_update(cause, update):
+                raise _NoSuchUpdate(update) from None
             reason = cause.message if cause else f"{verb} failed"
-            state = await self._query(workflow_id, PaymentState)
+            state = await self._payment_state(workflow_id)
             raise ActionRefused(reason, status=state.status if state else None) from None
         except RPCError as err:
             if not _not_found(err):
                 raise _unavailable(err) from None
-            state = await self._query(workflow_id, PaymentState)
+            state = await self._payment_state(workflow_id)
             if state is None:
                 raise PaymentNotFound(
                     f"no payment {workflow_id.removeprefix('payment-')}"
@@ -812,7 +1136,7 @@ class KartuClient:
         except RPCError as err:
             if not _not_found(err):
                 raise _unavailable(err) from None
-            state = await self._query(workflow_id, PaymentState)
+            state = await self._payment_state(workflow_id)
             if state is None:
                 raise PaymentNotFound(
                     f"no payment {workflow_id.removeprefix('payment-')}"

@@ -161,6 +161,7 @@ def refund_text(state: Any) -> str:
             ("invoice", state.invoice_number),
             ("reason", state.reason),
             ("failure", state.failure),
+            ("attempt", state.attempt if state.attempt > 1 else None),
             ("workflow", state.workflow_id),
         ]
     )
@@ -172,12 +173,13 @@ def unbind_text(state: Any) -> str:
             ("status", state.status),
             ("customer", state.customer_id),
             ("failure", state.failure),
+            ("attempt", state.attempt if state.attempt > 1 else None),
             ("workflow", state.workflow_id),
         ]
     )
 
 
-def payment_text(state: Any, refund: Any = None) -> str:
+def payment_text(state: Any, refund: Any = None, provider: Any = None) -> str:
     text = fields(
         [
             ("payment", state.payment_id),
@@ -188,6 +190,8 @@ def payment_text(state: Any, refund: Any = None) -> str:
             ("authorized", state.authorized_amount),
             ("captured", state.captured_amount),
             ("refunded", state.refunded_amount),
+            ("refunded at", state.refunded_at),
+            ("refund reason", state.refund_reason),
             ("invoice", state.invoice_number),
             ("auth expires", state.authorization_expires_at),
             ("3DS page", state.authentication_url),
@@ -204,14 +208,53 @@ def payment_text(state: Any, refund: Any = None) -> str:
         text += "\n\nignored:\n" + table(rows, ["at", "name", "reason"])
     if refund is not None:
         text += "\n\nrefund:\n" + refund_text(refund)
+    if provider is not None:
+        text += "\n\n" + provider_text(state, provider)
     return text
 
 
-def cards_table(cards: Sequence[Any], customer_id: str) -> str:
-    if not cards:
-        return f"no cards registered through Kartu for {customer_id}"
-    columns = ["card_token", "brand", "masked_card", "status", "registration_id"]
-    return table([plain(c) for c in cards], columns)
+def provider_text(state: Any, view: Any) -> str:
+    """Kartu's state and Ayoconnect's Get Payment Status side by side (each in its own words:
+    Kartu's PAID is the provider's SUCCESS)."""
+    head = f"Kartu beside Ayoconnect (looked up at {cell(view.checked_at)}, {view.lookup_id})"
+    if view.payment is None:
+        return f"{head}\nayoconnect: {view.outcome}: {view.reason or 'no answer'}"
+    p = view.payment
+    last = state.history[-1].at if state.history else None
+    rows = [
+        ("status", state.status, p.status),
+        ("amount", state.amount, p.amount),
+        ("authorized", state.authorized_amount, p.authorizedAmount),
+        ("captured", state.captured_amount, p.capturedAmount),
+        ("refunded", state.refunded_amount, p.refundedAmount),
+        ("invoice", state.invoice_number, p.invoiceNumber),
+        ("auth expires", state.authorization_expires_at, p.authorizationExpiresAt),
+        ("updated", last, p.updatedAt),
+    ]
+    shown = [{"field": f, "kartu": k, "ayoconnect": a} for f, k, a in rows]
+    return head + "\n" + table(shown, ["field", "kartu", "ayoconnect"])
+
+
+def cards_table(cards: Any) -> str:
+    """``kartu cards``: Ayoconnect's cards list with Kartu's registration ids (CustomerCards)."""
+    if cards.provider == "found":
+        head = f"Ayoconnect's cards of {cards.customer_id}, with Kartu's registrations"
+    else:
+        head = f"Ayoconnect's cards list: {cards.provider}: {cards.reason or 'no answer'}"
+        head += f"\ncards registered through Kartu for {cards.customer_id}"
+    if not cards.cards:
+        return f"{head}\nno cards"
+    rows = []
+    for c in cards.cards:
+        row = plain(c)
+        if c.expiry_month and c.expiry_year:
+            row["expiry"] = f"{c.expiry_month}/{c.expiry_year}"
+        # Each side's word on the card: a card bound or disabled elsewhere differs here.
+        row["ayoconnect"] = c.status or ("not listed" if cards.provider == "found" else None)
+        row["kartu"] = c.kartu_status
+        rows.append(row)
+    columns = ["card_token", "brand", "masked_card", "expiry", "ayoconnect", "kartu"]
+    return head + "\n" + table(rows, [*columns, "registration_id"])
 
 
 def payments_table(found: Sequence[Any]) -> str:

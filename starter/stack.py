@@ -318,6 +318,7 @@ class LocalStack:
         from worker import register_search_attributes
 
         await register_search_attributes(self.client)
+        await self._reconciliation_schedule()
 
         python = sys.executable
         self.children = [
@@ -335,6 +336,20 @@ class LocalStack:
         for child in self.children:
             child.start()
         await self.wait_ready()
+
+    async def _reconciliation_schedule(self) -> None:
+        """The hourly reconciliation (``starter.reconcile``): created, or updated in place."""
+        from .reconcile import ensure_local_schedule
+
+        assert self.client is not None
+        try:
+            await ensure_local_schedule(
+                self.client,
+                task_queue=self.config.task_queue,
+                codec_keys_file=self.codec_keys_file,
+            )
+        except (RPCError, ValueError) as exc:
+            raise StackError(f"reconciliation schedule not set: {exc}") from None
 
     def _log(self, name: str) -> Path:
         return self.data_dir / f"{name}.log"

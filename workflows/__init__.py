@@ -2,9 +2,13 @@
 
 from .auth_capture import AuthCapturePaymentWorkflow
 from .direct_payment import DirectPaymentWorkflow
+from .lookups import ProviderCardsLookupWorkflow, ProviderPaymentLookupWorkflow
+from .reconciliation import ReconciliationWorkflow
 from .refund import RefundWorkflow
 from .registration import CardRegistrationWorkflow
+from .review import PaymentReviewWorkflow
 from .unbind import CardUnbindWorkflow
+from .unmatched_callback import UnmatchedCallbackWorkflow
 
 ALL_WORKFLOWS = [
     DirectPaymentWorkflow,
@@ -12,6 +16,11 @@ ALL_WORKFLOWS = [
     CardRegistrationWorkflow,
     RefundWorkflow,
     CardUnbindWorkflow,
+    ProviderPaymentLookupWorkflow,
+    ProviderCardsLookupWorkflow,
+    ReconciliationWorkflow,
+    PaymentReviewWorkflow,
+    UnmatchedCallbackWorkflow,
 ]
 
 __all__ = [
@@ -20,5 +29,10 @@ __all__ = [
     "CardRegistrationWorkflow",
     "CardUnbindWorkflow",
     "DirectPaymentWorkflow",
+    "PaymentReviewWorkflow",
+    "ProviderCardsLookupWorkflow",
+    "ProviderPaymentLookupWorkflow",
+    "ReconciliationWorkflow",
     "RefundWorkflow",
+    "UnmatchedCallbackWorkflow",
 ]

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import PaymentStatus as Wire
 
     from .models import (
+        AWAITING_PROVIDER,
         MAX_CAPTURE_RATIO,
         ActionResult,
         CaptureCommand,
@@ -89,7 +90,15 @@ def void_refusal(core: PaymentCore) -> str | None:
     return None
 
 
+async def charge_decided(core: PaymentCore) -> None:
+    """Handlers act only once the charge is decided. Waiting (even when it already is) also
+    lets the workflow take in an activity result that came in the same workflow task first,
+    whatever order the SDK hands the two over in."""
+    await workflow.wait_condition(lambda: core.status not in AWAITING_PROVIDER)
+
+
 async def capture(core: PaymentCore, command: CaptureCommand, source: str) -> ActionResult:
+    await charge_decided(core)
     async with core.lock:
         refusal = capture_refusal(core, command)
         if refusal:
@@ -125,6 +134,7 @@ async def capture(core: PaymentCore, command: CaptureCommand, source: str) -> Ac
 
 
 async def void(core: PaymentCore, command: VoidCommand, source: str) -> ActionResult:
+    await charge_decided(core)
     async with core.lock:
         refusal = void_refusal(core)
         if refusal:

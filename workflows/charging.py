@@ -25,13 +25,14 @@ with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import CreateChargeRequest, Operation, Order, PaymentCallback
     from ayoconnect.models import PaymentStatus as Wire
 
-    from .models import UNDECIDED, PaymentFlow, PaymentStatus
+    from .models import AWAITING_PROVIDER, UNDECIDED, PaymentFlow, PaymentStatus
 
 # Ayoconnect answered and the answer says no charge exists: no look-up needed.
 _NO_CHARGE = frozenset({"DeclinedError", "RuleViolationError"})
 # A late answer showing money moved.
 _LATE_SUCCESS = frozenset({Wire.SUCCESS, Wire.AUTHORIZED, Wire.CAPTURED})
 WINDOW_ENDED = "3DS challenge window ended without a result"
+NO_RECORD = "the provider has no record of the charge"
 
 
 async def charge(core: PaymentCore) -> None:
@@ -59,7 +60,8 @@ async def charge(core: PaymentCore) -> None:
 
 
 async def settle_challenge(core: PaymentCore) -> None:
-    """Wait for the issuer's challenge to end, woken by callbacks, polling on a backoff."""
+    """Wait for the issuer's challenge to end, woken by callbacks, polling on a backoff; then
+    the provider's final word decides. Without one the payment is PENDING_PROVIDER."""
     window_end = _challenge_started(core) + core.input.challenge_window
     delays = policies.challenge_poll_delays()
     while core.status in UNDECIDED:
@@ -79,20 +81,57 @@ async def settle_challenge(core: PaymentCore) -> None:
         detail = await core.confirm()
         if detail is not None:
             core.apply_status(detail)
-    if core.status in UNDECIDED:
-        detail = await core.confirm()
-        if detail is not None:
-            core.apply_status(detail)
-    if core.status in UNDECIDED:
-        core.state.decline_reason = WINDOW_ENDED
-        core.transition(PaymentStatus.FAILED, WINDOW_ENDED)
+    if core.status not in UNDECIDED:
+        return
+    found = await core.look_up()
+    if found.detail is not None:
+        core.apply_status(found.detail)
+    if core.status not in UNDECIDED:
+        return
+    if found.not_found:
+        # The provider answered that it has no such charge: nothing was taken. A request still
+        # on its way could commit late, so the late-result watch follows.
+        core.state.decline_reason = NO_RECORD
+        core.transition(PaymentStatus.FAILED, NO_RECORD)
+        await watch_late_result(core)
+        return
+    await await_provider_answer(core, WINDOW_ENDED)
+
+
+async def await_provider_answer(core: PaymentCore, why: str | None = None) -> None:
+    """No terminal state without a definite provider answer: PENDING_PROVIDER, asking again on
+    a long backoff (a callback wakes it) until the provider says paid, authorized or failed.
+
+    Resumable: a cancel while waiting calls it again and it goes on asking."""
+    if core.status is not PaymentStatus.PENDING_PROVIDER:
+        reason = f"{why or 'no definite answer'}: the provider's final word is awaited"
+        core.state.attention_reason = reason
+        core.transition(PaymentStatus.PENDING_PROVIDER, reason)
+    delays = policies.provider_poll_delays(core.input.provider_poll_max)
+    while core.status is PaymentStatus.PENDING_PROVIDER:
+        if not core.woken():
+            try:
+                await workflow.wait_condition(
+                    core.woken, timeout=next(delays), timeout_summary="provider answer poll"
+                )
+            except TimeoutError:
+                pass
+        core.take_wake()
+        found = await core.look_up()
+        if found.detail is not None:
+            core.apply_status(found.detail, source="status API, after waiting for it")
+        elif found.not_found:
+            core.state.decline_reason = NO_RECORD
+            core.transition(PaymentStatus.FAILED, NO_RECORD)
+    core.state.attention_reason = None
+    if core.status is PaymentStatus.FAILED and core.state.decline_reason == NO_RECORD:
         await watch_late_result(core)
 
 
 async def watch_late_result(core: PaymentCore) -> None:
-    """Kartu ended the charge FAILED without the provider's final word: for a grace period a
-    callback wakes a look-up, and a final look-up closes the watch. A success found (the
-    customer finished 3DS late, a lost charge committed late) is released at once.
+    """Kartu ended the charge FAILED because the provider had no record of it: for a grace
+    period a callback wakes a look-up, and a final look-up closes the watch. A success found (a
+    lost charge committed late) is released at once.
 
     Resumable: a cancel during the watch calls it again and it keeps the same end."""
     s = core.state
@@ -141,7 +180,7 @@ def on_payment_callback(core: PaymentCore, callback: PaymentCallback) -> None:
         # card window): a hint only, the hold loop asks the status API before it believes it.
         core.provider_void_hint = True
         return
-    if core.status not in UNDECIDED and not watching_late_result(core):
+    if core.status not in AWAITING_PROVIDER and not watching_late_result(core):
         core.ignore(
             "payment_callback",
             f"payment already {core.status.value}: duplicate or late callback",

@@ -1,9 +1,11 @@
 """Putting money back (saga): refund a PAID / CAPTURED payment, void an AUTHORIZED one.
 
-Compensations use their own transactionIds (``cr`` refund, ``cv`` void), one fixed wire reason
-per step (a retry must resend the very same body: Ayoconnect answers 409 to the same
-transactionId with another body) and the long ``COMPENSATION`` retry policy; why the money goes
-back is recorded in the history, not sent.
+A compensating refund is THE refund of the payment: the same transactionId step (``rfd``) and
+the same fixed body (``ids.REFUND_WIRE_REASON``, full amount) as the Refund workflow a merchant
+starts, so if both ask at once the provider sees one request and refunds once. A compensating
+void has its own step (``cv``) and fixed reason. A retry must resend the very same body
+(Ayoconnect answers 409 to the same transactionId with another body); compensations use the long
+``COMPENSATION`` retry policy; why the money goes back is recorded in the history, not sent.
 
 What still needs undoing is remembered (``core.pending``, shown as ``pending_compensation``)
 until the money is back or ops close the case. One that still fails (a final error, or a day of
@@ -30,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
 
 REFUNDABLE = frozenset({PaymentStatus.PAID, PaymentStatus.CAPTURED})
 # Sent as the body's ``reason``: fixed per step, so every retry is byte-for-byte the same call.
-WIRE_REASON = {"refund": "Kartu compensation refund", "void": "Kartu compensation void"}
+WIRE_REASON = {"refund": ids.REFUND_WIRE_REASON, "void": "Kartu compensation void"}
 # The provider shows the hold was captured (or paid): a void cannot release it, a refund can.
 _MONEY_TAKEN = frozenset({Wire.CAPTURED, Wire.SUCCESS})
 
@@ -48,7 +50,7 @@ class PendingCompensation:
 
     @property
     def step(self) -> str:
-        base = ids.Step.COMPENSATION_REFUND if self.kind == "refund" else ids.Step.COMPENSATION_VOID
+        base = ids.Step.REFUND if self.kind == "refund" else ids.Step.COMPENSATION_VOID
         return ids.attempt_step(base, self.attempt)
 
 
@@ -148,6 +150,8 @@ def _done(core: PaymentCore, pending: PendingCompensation, reason: str) -> None:
     s = core.state
     if pending.kind == "refund":
         s.refunded_amount = s.captured_amount or s.amount
+        s.refunded_at = workflow.now()
+        s.refund_reason = reason
         status = pending.success_status or PaymentStatus.REFUNDED
     else:
         status = pending.success_status or PaymentStatus.VOIDED

@@ -44,7 +44,6 @@ class Step(StrEnum):
     REGISTER = "reg"
     UNBIND = "unb"
     COMPENSATION_VOID = "cv"
-    COMPENSATION_REFUND = "cr"
 
 
 def validate_key(key: str, what: str = "paymentId") -> str:
@@ -87,6 +86,12 @@ def transaction_id(key: str, step: str) -> str:
         raise ValueError(f"transactionId for step {step!r} would exceed 32 characters")
     return value
 
+
+# Every refund of a payment (the merchant's, ops', a compensation) is ONE provider request:
+# step ``rfd`` (``rfd2``... after a definite "no") with this fixed ``reason``, so two paths asking
+# at once send the same transactionId with the same body and the provider refunds once. Why it
+# was refunded is kept in Kartu's history, not sent.
+REFUND_WIRE_REASON = "Kartu refund"
 
 # A money step answered with a definite "no" is spent (Ayoconnect replays its stored refusal for
 # the same transactionId forever): the next try uses ``<step>2`` .. ``<step>9``.

@@ -15,13 +15,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from ayoconnect.models import Amount, CardToken, Customer, CustomerId, Url
 
-from .ids import validate_key
+from .ids import MAX_STEP_ATTEMPTS, validate_key
 
 DEFAULT_AUTHORIZATION_WINDOW = timedelta(days=7)
 DEFAULT_CHALLENGE_WINDOW = timedelta(seconds=300)
 # An upper bound keeps the 3DS wait's history and its ``s<n>`` look-up counter bounded.
 MAX_CHALLENGE_WINDOW = timedelta(minutes=30)
 DEFAULT_POLICY_MARGIN = timedelta(hours=1)
+DEFAULT_PROVIDER_POLL_MAX = timedelta(hours=1)
 # Ayoconnect retries a callback after 1, 2 and 5 minutes: wait through all of them.
 DEFAULT_WEBVIEW_MARGIN = timedelta(minutes=10)
 # Ayoconnect refuses a capture above 120 % of the authorized amount [doc].
@@ -29,7 +30,11 @@ MAX_CAPTURE_RATIO = Decimal("1.2")
 
 
 class KartuModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    # Payloads between client and worker: during a rolling deploy one side may be newer and send
+    # a field the other does not know yet, so unknown fields are dropped, not refused. Input from
+    # people and other services is checked strictly at the edges (gateway schemas, KartuClient,
+    # CLI), before it becomes a payload.
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
 # --- statuses ---------------------------------------------------------------------------------
@@ -52,10 +57,15 @@ class PaymentStatus(StrEnum):
     FAILED = "FAILED"
     REFUNDED = "REFUNDED"
     NEEDS_ATTENTION = "NEEDS_ATTENTION"
+    # The provider has not given a definite answer (outage, a challenge it still shows open):
+    # money may have moved, so Kartu says neither PAID nor FAILED and keeps asking.
+    PENDING_PROVIDER = "PENDING_PROVIDER"
 
 
-# A first outcome is known once the payment leaves PENDING.
+# The charge is not decided yet: Kartu is waiting for the issuer (3DS) or the provider.
 UNDECIDED = frozenset({PaymentStatus.PENDING, PaymentStatus.CHALLENGE})
+# ... and with PENDING_PROVIDER: the provider has not given its final word (callbacks wake).
+AWAITING_PROVIDER = UNDECIDED | {PaymentStatus.PENDING_PROVIDER}
 # What ops may close a NEEDS_ATTENTION payment with: statuses a payment can end in.
 CLOSE_STATUSES = frozenset(
     {
@@ -80,6 +90,10 @@ class RegistrationStatus(StrEnum):
     REGISTERED = "REGISTERED"
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
+    # The cards list (the provider's truth) could not be read for long enough to decide: the
+    # callbacks' claim is in ``reason`` (and the card fields, if one said ACTIVE), unconfirmed.
+    # Not usable for payments; ``kartu cards`` / reconciliation tell what the provider holds.
+    UNCONFIRMED = "UNCONFIRMED"
 
 
 class RefundStatus(StrEnum):
@@ -133,6 +147,9 @@ class PaymentInput(KartuModel):
     authorization_window: timedelta = DEFAULT_AUTHORIZATION_WINDOW
     challenge_window: timedelta = DEFAULT_CHALLENGE_WINDOW
     confirmation_url: Url | None = None
+    # While the provider gives no definite answer (PENDING_PROVIDER), Kartu asks again on a
+    # backoff that grows to this interval, for as long as it takes.
+    provider_poll_max: timedelta = DEFAULT_PROVIDER_POLL_MAX
     # Aware only: a naive datetime cannot be compared with workflow time.
     deadline: AwareDatetime | None = None
 
@@ -145,7 +162,12 @@ class PaymentInput(KartuModel):
     def _one_card(self) -> PaymentInput:
         if (self.card_token is None) == (self.encrypted_card is None):
             raise ValueError("give exactly one of card_token or encrypted_card")
-        for name in ("authorization_window", "challenge_window", "capture_policy_margin"):
+        for name in (
+            "authorization_window",
+            "challenge_window",
+            "capture_policy_margin",
+            "provider_poll_max",
+        ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be positive")
         if self.challenge_window > MAX_CHALLENGE_WINDOW:
@@ -186,21 +208,36 @@ class ResolveCommand(KartuModel):
     status: PaymentStatus | None = None  # for close: the status ops established by hand
     note: str = ""
     resolved_by: str | None = None
+    # A close is checked against the provider's status first and refused when the provider
+    # contradicts it; ``force`` closes anyway, and then ``note`` must say why (it is recorded).
+    force: bool = False
 
     @model_validator(mode="after")
     def _close_needs_status(self) -> ResolveCommand:
         if self.action == "close" and self.status is None:
             raise ValueError("close needs the status ops established")
+        if self.force and not self.note.strip():
+            raise ValueError("a forced close needs a note saying why")
         if self.status is not None and self.status not in CLOSE_STATUSES:
             allowed = ", ".join(sorted(CLOSE_STATUSES))
             raise ValueError(f"close status must be one a payment ends in: {allowed}")
         return self
 
 
-class ActionResult(KartuModel):
-    """What a capture or void update did: ``captured`` / ``voided``, or ``refused`` and why."""
+class ReconcileDifference(KartuModel):
+    """What reconciliation found a payment's Kartu state and the provider's ledger disagree on
+    (signal ``reconcile_difference`` on a running payment: it goes to NEEDS_ATTENTION)."""
 
-    outcome: Literal["captured", "voided", "refused"]
+    differences: list[str]
+    provider_status: str | None = None
+    reconciliation_id: str | None = None
+
+
+class ActionResult(KartuModel):
+    """What a capture, void or resolve update did: ``captured`` / ``voided`` / ``resolved``, or
+    ``refused`` and why."""
+
+    outcome: Literal["captured", "voided", "resolved", "refused"]
     reason: str | None = None
     status: PaymentStatus
     amount: Decimal | None = None
@@ -232,6 +269,9 @@ class PaymentState(KartuModel):
     authorized_amount: Decimal | None = None
     captured_amount: Decimal | None = None
     refunded_amount: Decimal | None = None
+    # Set when the payment was refunded (by its own compensation or the Refund workflow).
+    refunded_at: datetime | None = None
+    refund_reason: str | None = None
     invoice_number: str | None = None
     authorization_expires_at: datetime | None = None
     authentication_url: str | None = None
@@ -244,6 +284,8 @@ class PaymentState(KartuModel):
     # Until then, a late success of a charge Kartu ended undecided is still watched for.
     late_result_watch_until: datetime | None = None
     callbacks_received: int = 0
+    # What reconciliation found this payment and the provider's ledger disagree on (bounded).
+    reconcile_differences: list[str] = Field(default_factory=list)
     history: list[Transition] = Field(default_factory=list)
     ignored: list[IgnoredMessage] = Field(default_factory=list)
 
@@ -314,6 +356,10 @@ class RefundInput(KartuModel):
     invoice_number: Annotated[str, Field(min_length=1, max_length=64)]
     amount: Amount
     reason: Annotated[str, Field(min_length=1, max_length=255)] = "refund requested"
+    # Which try of "the refund of this payment" (a new run after one ended FAILED): the n-th
+    # try sends transactionId step ``rfd<n>`` (``ids.attempt_step``); a look-up comes first,
+    # so a payment already refunded is never refunded again.
+    attempt: Annotated[int, Field(ge=1, le=MAX_STEP_ATTEMPTS)] = 1
 
     @field_validator("payment_id")
     @classmethod
@@ -331,6 +377,7 @@ class RefundState(KartuModel):
     failure: str | None = None
     error_type: str | None = None
     response_code: str | None = None
+    attempt: int = 1
     rounds: int = 0  # look-up + refund rounds so far
     last_error: str | None = None  # why the last round got no definite answer
     history: list[Transition] = Field(default_factory=list)
@@ -340,11 +387,15 @@ class RefundState(KartuModel):
 class UnbindInput(KartuModel):
     card_token: CardToken = Field(repr=False)
     customer_id: CustomerId
+    # The n-th unbind of this token (after a FAILED one, or a card registered again): step
+    # ``unb<n>``, so the provider does not replay an earlier answer.
+    attempt: Annotated[int, Field(ge=1, le=MAX_STEP_ATTEMPTS)] = 1
 
 
 class UnbindState(KartuModel):
     workflow_id: str
     customer_id: str
+    attempt: int = 1
     status: UnbindStatus = UnbindStatus.PENDING
     failure: str | None = None
     error_type: str | None = None

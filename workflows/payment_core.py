@@ -9,6 +9,7 @@ Compensation lives in ``compensation.py``, the charge and 3DS wait in ``charging
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from .models import (
         UNDECIDED,
         URL_UNAVAILABLE,
+        ActionResult,
         PaymentFlow,
         PaymentInput,
         PaymentOutcome,
@@ -69,12 +71,16 @@ class PaymentCore:
         # The charge call returned (with an answer or a failure): money may have moved.
         self.charge_answered = False
         self.last_callback: PaymentCallback | None = None
-        # A callback said the provider voided a hold Kartu still shows AUTHORIZED (its window
-        # passed there first): the hold loop confirms it with the status API.
+        # A callback (or reconciliation) said the provider shows a hold Kartu still holds as
+        # AUTHORIZED otherwise (voided at its window's end, captured elsewhere): the hold loop
+        # asks the status API before it believes it.
         self.provider_void_hint = False
+        # PAID / AUTHORIZED checked against the payment's deadline: the money stays. Until then
+        # ``first_outcome`` does not answer, so it never says a status Kartu is about to undo.
+        self.money_kept = False
         # Look-ups a callback asked for: bounded, so callbacks cannot exhaust ``s<n>``.
         self.callback_lookups = 0
-        self.resolutions: list[ResolveCommand] = []
+        self.resolutions: list[Resolution] = []
         # Money still to put back (survives NEEDS_ATTENTION and a cancel), see compensation.py.
         self.pending: PendingCompensation | None = None
         # The money's status while NEEDS_ATTENTION waits on ops for a merchant's answer.
@@ -94,7 +100,14 @@ class PaymentCore:
 
     @property
     def decided(self) -> bool:
-        return self.state.status is not PaymentStatus.PENDING
+        """``first_outcome`` may answer: the charge is decided and Kartu will not undo it (a
+        success past the deadline is released first), or the customer must act (CHALLENGE)."""
+        status = self.state.status
+        if status is PaymentStatus.PENDING:
+            return False
+        if status in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
+            return self.money_kept
+        return True
 
     def start(self) -> None:
         self.upsert_search_attributes()
@@ -117,6 +130,13 @@ class PaymentCore:
             )
         )
 
+    def record_difference(self, difference: str) -> None:
+        differences = self.state.reconcile_differences
+        if len(differences) >= journal.MAX_IGNORED:
+            del differences[0]
+        differences.append(f"{workflow.now().isoformat()} {difference}")
+        workflow.logger.warning("payment %s: %s", self.state.payment_id, difference)
+
     def ignore(self, name: str, reason: str) -> None:
         journal.ignore(self.state.ignored, name, reason)
 
@@ -134,9 +154,46 @@ class PaymentCore:
         self.wake = False
 
     async def next_resolution(self) -> ResolveCommand:
-        """Ops' next ``resolve`` (NEEDS_ATTENTION waits here, as long as it takes)."""
-        await workflow.wait_condition(lambda: bool(self.resolutions))
-        return self.resolutions.pop(0)
+        """Ops' next ``resolve`` (NEEDS_ATTENTION waits here, as long as it takes).
+
+        A ``close`` claims a status the money is in: unless forced, it is checked against the
+        provider's status first and refused, with the reason, when the provider contradicts it
+        (or cannot be asked now)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.resolutions))
+            resolution = self.resolutions.pop(0)
+            command = resolution.command
+            refusal = None
+            if command.action == "close" and not command.force:
+                refusal = await self._close_refusal(command)
+            if refusal is None:
+                resolution.result = ActionResult(outcome="resolved", status=self.status)
+                return command
+            self.ignore("resolve", refusal)
+            resolution.result = ActionResult(
+                outcome="refused", reason=refusal, status=self.status
+            )
+
+    async def _close_refusal(self, command: ResolveCommand) -> str | None:
+        assert command.status is not None
+        found = await self.look_up()
+        if found.not_found:
+            if command.status is PaymentStatus.FAILED:
+                return None
+            return f"the provider has no record of this payment: it cannot be {command.status}"
+        if found.detail is None:
+            return (
+                "the provider's status cannot be read right now: retry the close later, or "
+                "force it with a note saying how the status was established"
+            )
+        shown = found.detail.status
+        if shown in _CLOSE_AGREES.get(command.status, ()):
+            return None
+        return (
+            f"the provider shows this payment {shown.value}, which contradicts closing it "
+            f"{command.status.value}: close with the status the provider shows, or force it "
+            "with a note"
+        )
 
     def close_by_ops(self, command: ResolveCommand) -> None:
         assert command.status is not None
@@ -212,6 +269,7 @@ class PaymentCore:
             self.transition(PaymentStatus.VOIDED, f"voided ({source})")
         elif status is Wire.REFUNDED:
             s.refunded_amount = s.captured_amount or s.amount
+            s.refunded_at = s.refunded_at or workflow.now()
             self.transition(PaymentStatus.REFUNDED, f"refunded ({source})")
         elif status is Wire.FAILED:
             self.fail_from_code(response_code, f"payment failed ({source})")
@@ -246,13 +304,52 @@ class PaymentCore:
 
     async def confirm(self) -> PaymentDetail | None:
         """The status API's view of this payment, or None if it cannot be had right now."""
+        return (await self.look_up()).detail
+
+    async def look_up(self) -> LookUp:
+        """The status API's view, telling "no record of it" apart from "no answer"."""
         try:
             if self.state.invoice_number:
-                return await self.provider.status(invoice_number=self.state.invoice_number)
-            return await self.provider.status(original_transaction_id=self.charge_transaction_id)
+                detail = await self.provider.status(invoice_number=self.state.invoice_number)
+            else:
+                detail = await self.provider.status(
+                    original_transaction_id=self.charge_transaction_id
+                )
         except ProviderError as err:
             workflow.logger.warning("status look-up failed: %s", err)
-            return None
+            return LookUp(None, not_found=err.failure.error_type == NOT_FOUND)
+        return LookUp(detail)
+
+
+NOT_FOUND = "NotFoundError"
+
+
+@dataclass(frozen=True)
+class LookUp:
+    """A status look-up: the provider's record, or none (``not_found``: it answered that it has
+    no such payment; otherwise it could not be asked)."""
+
+    detail: PaymentDetail | None
+    not_found: bool = False
+
+
+@dataclass
+class Resolution:
+    """Ops' ``resolve``, and once the workflow has acted on it, what it did (for the update)."""
+
+    command: ResolveCommand
+    result: ActionResult | None = None
+
+
+# The provider statuses that agree with ops closing a payment with a Kartu status.
+_CLOSE_AGREES: dict[PaymentStatus, frozenset[Wire]] = {
+    PaymentStatus.REFUNDED: frozenset({Wire.REFUNDED}),
+    PaymentStatus.VOIDED: frozenset({Wire.VOIDED}),
+    PaymentStatus.EXPIRED: frozenset({Wire.VOIDED}),
+    PaymentStatus.FAILED: frozenset({Wire.FAILED}),
+    PaymentStatus.PAID: frozenset({Wire.SUCCESS}),
+    PaymentStatus.CAPTURED: frozenset({Wire.CAPTURED}),
+}
 
 
 _APPROVALS = frozenset({GatewayCode.APPROVED, GatewayCode.APPROVED_AUTO})

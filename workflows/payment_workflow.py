@@ -1,10 +1,15 @@
 """Handlers every payment workflow has, and the skeleton both lifecycles run.
 
 Signals: ``capture`` (CaptureCommand), ``void`` (VoidCommand), ``payment_callback``
-(ayoconnect PaymentCallback), ``resolve`` (ResolveCommand, ops' answer to NEEDS_ATTENTION).
-Updates: ``capture_payment`` and ``void_payment`` (validated up front, return ActionResult),
-``first_outcome`` (the early return of update-with-start: PaymentOutcome once the charge is
-decided). Query: ``state`` (PaymentState).
+(ayoconnect PaymentCallback), ``resolve`` (ResolveCommand, ops' answer to NEEDS_ATTENTION),
+``reconcile_difference`` (ReconcileDifference, from the reconciliation schedule).
+Updates: ``capture_payment``, ``void_payment`` and ``resolve_payment`` (validated up front,
+return ActionResult), ``first_outcome`` (the early return of update-with-start: PaymentOutcome
+once the charge is decided and Kartu will not undo it). Query: ``state`` (PaymentState).
+
+Handlers only record what was asked, or wait for the state they need before they act, so a
+payment behaves the same whatever order Temporal hands a handler and an activity result that
+arrived in one workflow task (no SDK switch needed for that).
 
 Cancellation: the charge and every money call are shielded (``Provider._shielded``); a
 cancelled payment whose money moved is refunded (PAID, CAPTURED) or voided (AUTHORIZED), one
@@ -23,12 +28,13 @@ from temporalio.exceptions import ApplicationError
 
 from . import authorization, charging, merchant
 from .compensation import compensate
-from .payment_core import PaymentCore
+from .payment_core import PaymentCore, Resolution
 
 with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import PaymentCallback
 
     from .models import (
+        AWAITING_PROVIDER,
         UNDECIDED,
         ActionResult,
         CaptureCommand,
@@ -38,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentRequestSummary,
         PaymentState,
         PaymentStatus,
+        ReconcileDifference,
         ResolveCommand,
         VoidCommand,
     )
@@ -57,6 +64,9 @@ class PaymentWorkflow:
         core = self.core
         core.start()
         try:
+            # A cancel that arrived with the start is delivered at this first wait, before a
+            # charge could be sent: a payment cancelled before its first step never charges.
+            await workflow.wait_condition(lambda: True)
             await charging.charge(core)
             await self._after_charge()
             if then is not None:
@@ -78,6 +88,7 @@ class PaymentWorkflow:
             async with core.lock:
                 await compensate(core, "charge succeeded after the payment's deadline")
             return
+        core.money_kept = True
         await merchant.confirm(core)
 
     async def _compensate_cancelled(self) -> None:
@@ -88,7 +99,12 @@ class PaymentWorkflow:
                 # The issuer may still approve: follow the challenge to its end, then release.
                 await charging.settle_challenge(core)
             else:
-                core.transition(PaymentStatus.FAILED, "cancelled before the charge was sent")
+                reason = "cancelled before the charge was sent"
+                core.state.decline_reason = reason
+                core.transition(PaymentStatus.FAILED, reason)
+        elif core.status is PaymentStatus.PENDING_PROVIDER:
+            # Money may have moved: the provider's answer first, then release what was taken.
+            await charging.await_provider_answer(core)
         elif charging.watching_late_result(core):
             await charging.watch_late_result(core)
         elif core.pending is not None and core.status is PaymentStatus.NEEDS_ATTENTION:
@@ -116,7 +132,25 @@ class PaymentWorkflow:
         if self.core.status is not PaymentStatus.NEEDS_ATTENTION:
             self.core.ignore("resolve", f"payment is {self.core.status.value}: nothing to resolve")
             return
-        self.core.resolutions.append(command)
+        self.core.resolutions.append(Resolution(command))
+
+    @workflow.signal(name="reconcile_difference")
+    def reconcile_difference(self, found: ReconcileDifference) -> None:
+        """Reconciliation saw the provider's ledger disagree: recorded, and the workflow asks
+        the provider again at once wherever it waits (3DS, PENDING_PROVIDER, the hold)."""
+        core = self.core
+        shown = f" (provider: {found.provider_status})" if found.provider_status else ""
+        for difference in found.differences[:5]:
+            core.record_difference(f"{difference}{shown}")
+        if core.status is PaymentStatus.AUTHORIZED:
+            core.provider_void_hint = True
+        elif core.status in AWAITING_PROVIDER:
+            core.wake = True
+        elif core.status is PaymentStatus.NEEDS_ATTENTION:
+            core.state.attention_reason = (
+                f"{core.state.attention_reason or 'needs attention'}; reconciliation: "
+                f"{'; '.join(found.differences[:5])}{shown}"
+            )
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -139,6 +173,23 @@ class PaymentWorkflow:
         refusal = authorization.void_refusal(self.core)
         if refusal:
             raise ApplicationError(refusal, type="VoidRefused")
+
+    @workflow.update(name="resolve_payment")
+    async def resolve_payment(self, command: ResolveCommand) -> ActionResult:
+        """``resolve`` with an answer: what the workflow did, or why it refused (a close the
+        provider contradicts is refused unless forced with a note)."""
+        resolution = Resolution(command)
+        self.core.resolutions.append(resolution)
+        await workflow.wait_condition(lambda: resolution.result is not None)
+        assert resolution.result is not None
+        return resolution.result
+
+    @resolve_payment.validator
+    def _validate_resolve(self, command: ResolveCommand) -> None:
+        if self.core.status is not PaymentStatus.NEEDS_ATTENTION:
+            raise ApplicationError(
+                f"payment is {self.core.status.value}: nothing to resolve", type="ResolveRefused"
+            )
 
     @workflow.update(name="first_outcome")
     async def first_outcome(self, request: PaymentRequestSummary | None = None) -> PaymentOutcome:

@@ -15,8 +15,9 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 # Ayoconnect said no: the same request gets the same answer, so never retried.
+# Not AuthenticationError: a 401/403 during a credential rotation must delay a call, not end it
+# (activity retries ride over the rotation; when they run out the answer is still unknown).
 FINAL_ERROR_TYPES = [
-    "AuthenticationError",
     "DeclinedError",
     "RuleViolationError",
     "NotFoundError",
@@ -98,11 +99,31 @@ MAX_CALLBACK_LOOKUPS = 20
 # still watched for this long (callback, then one final look-up) and released at once.
 LATE_RESULT_GRACE = timedelta(minutes=15)
 
+# PENDING_PROVIDER: no definite answer after the 3DS window (outage, a challenge the provider
+# still shows open). Asked again from this first delay, doubling up to the payment's
+# ``provider_poll_max`` (an hour by default), for as long as it takes.
+PROVIDER_POLL_FIRST = timedelta(minutes=1)
+
 # Refund workflow: rounds of the MONEY call until a definite answer, on a backoff; about three
 # days in all before it waits for ops (NEEDS_ATTENTION).
 REFUND_ROUND_FIRST = timedelta(minutes=1)
 REFUND_ROUND_MAX = timedelta(hours=1)
 REFUND_MAX_ROUNDS = 80
+
+# Unbind workflow: rounds of the UNBIND call while no definite answer comes (an outage, a
+# credential rotation longer than the activity's retries), on the refund's backoff: about four
+# hours in all, then FAILED with the reason (an unbind can be asked again: ``unb2``...).
+UNBIND_MAX_ROUNDS = 10
+
+# Card registration: a binding callback is a hint, the cards list decides. When the list cannot
+# be read at the end of the webview wait, the look-up is retried on this backoff for at most
+# REGISTRATION_CONFIRM_WINDOW before the registration ends UNCONFIRMED (never an invented result).
+REGISTRATION_CONFIRM_FIRST = timedelta(minutes=1)
+REGISTRATION_CONFIRM_MAX = timedelta(minutes=10)
+REGISTRATION_CONFIRM_WINDOW = timedelta(hours=1)
+# Binding callbacks acted on per registration (each may cost a cards-list look-up): past it
+# they are recorded as ignored, so a flood cannot grow the history or the ``l<n>`` counter.
+MAX_BINDING_CALLBACKS = 20
 
 
 def challenge_poll_delays(first: timedelta = CHALLENGE_POLL_FIRST) -> Iterator[timedelta]:
@@ -110,9 +131,24 @@ def challenge_poll_delays(first: timedelta = CHALLENGE_POLL_FIRST) -> Iterator[t
     return _backoff(first, CHALLENGE_POLL_MAX)
 
 
+def provider_poll_delays(maximum: timedelta) -> Iterator[timedelta]:
+    """1 min, 2 min, 4 min ... ``maximum``, ``maximum``: asking for a definite answer."""
+    return _backoff(min(PROVIDER_POLL_FIRST, maximum), maximum)
+
+
 def refund_round_delays() -> Iterator[timedelta]:
     """1 min, 2 min, 4 min ... 1 h, 1 h: between two rounds of a refund without an answer."""
     return _backoff(REFUND_ROUND_FIRST, REFUND_ROUND_MAX)
+
+
+def unbind_round_delays() -> Iterator[timedelta]:
+    """Between two unbind rounds without a definite answer: the refund's backoff."""
+    return _backoff(REFUND_ROUND_FIRST, REFUND_ROUND_MAX)
+
+
+def registration_confirm_delays() -> Iterator[timedelta]:
+    """1 min, 2 min, 4 min, 8 min, 10 min, ...: between cards-list look-ups that failed."""
+    return _backoff(REGISTRATION_CONFIRM_FIRST, REGISTRATION_CONFIRM_MAX)
 
 
 def _backoff(first: timedelta, maximum: timedelta) -> Iterator[timedelta]:

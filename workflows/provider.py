@@ -198,17 +198,19 @@ class Provider:
         )
         return await self._shielded(self._run(AyoconnectActivities.refund, call, options, "refund"))
 
-    async def list_cards(self) -> CardsListResponse:
+    async def list_cards(self, customer_id: str | None = None) -> CardsListResponse:
+        """The cards of ``customer_id`` (default: the flow's customer). A registration for a new
+        customer learns the id from a binding callback: it checks that callback's claim."""
         call = CardsListCall(
             transaction_id=self.next_list_tid(),
-            customer_id=self._customer(),
+            customer_id=customer_id or self._customer(),
             correlation_id=self.correlation_id,
         )
         return await self._run(AyoconnectActivities.list_cards, call, policies.READ, "list_cards")
 
-    async def unbind(self, card_token: str) -> UnbindResponse:
+    async def unbind(self, card_token: str, step: str = ids.Step.UNBIND) -> UnbindResponse:
         request = UnbindRequest(
-            transactionId=self.tid(ids.Step.UNBIND),
+            transactionId=self.tid(step),
             customerId=self._customer(),
             cardToken=card_token,
         )

@@ -1,17 +1,23 @@
 """Refund (full only, once per payment): REFUNDED | FAILED, or NEEDS_ATTENTION while ops decide.
-Workflow id ``refund-<paymentId>``, so asking twice (conflict policy USE_EXISTING, reuse policy
-REJECT_DUPLICATE) refunds once.
+Workflow id ``refund-<paymentId>``: asking while one runs joins it (conflict policy
+USE_EXISTING); after one ended FAILED the client starts a new run with ``attempt`` + 1.
+
+Every refund of a payment, whoever asks (merchant, ops, the payment's own compensation), is ONE
+provider request: transactionId step ``rfd`` (``rfd<n>`` for the n-th attempt, since Ayoconnect
+replays a stored refusal for a spent id), the full amount and the fixed wire reason
+``ids.REFUND_WIRE_REASON``. The merchant's reason stays in Kartu's state and history only, so
+two paths asking at once send the same id with the same body and the provider refunds once.
 
 The payment is looked up first: already REFUNDED is success without a second call; anything but
 PAID (SUCCESS) or CAPTURED, or an amount other than the full one, fails with the reason.
 
-Only a final answer from Ayoconnect makes a refund FAILED: a closed refund can never be asked
-again (REJECT_DUPLICATE), and one that timed out may have refunded after all. A round without a
-definite answer (no answer after the activity's retries, a 2xx that is not REFUNDED, a look-up
-that failed) is confirmed by a look-up (REFUNDED is success), then retried after a backoff with
-the very same request (``rfd``, same amount, same reason: the body never changes). After about
-three days of rounds (``policies.REFUND_MAX_ROUNDS``) it waits in NEEDS_ATTENTION for ops'
-``resolve``: ``retry`` (more rounds) or ``close`` with REFUNDED or FAILED as they established.
+Only a final answer from Ayoconnect makes a refund FAILED (an authentication error is not one: a
+credential rotation delays, it does not refuse). A round without a definite answer (no answer
+after the activity's retries, a 2xx that is not REFUNDED, a look-up that failed) is confirmed
+by a look-up (REFUNDED is success), then retried after a backoff with the very same request
+(same transactionId, same body). After about three days of rounds
+(``policies.REFUND_MAX_ROUNDS``) it waits in NEEDS_ATTENTION for ops' ``resolve``: ``retry``
+(more rounds) or ``close`` with REFUNDED or FAILED as they established.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ class RefundWorkflow:
             invoice_number=refund.invoice_number,
             amount=refund.amount,
             reason=refund.reason,
+            attempt=refund.attempt,
         )
+        self.step = ids.attempt_step(ids.Step.REFUND, refund.attempt)
         # The payment's own correlation id: a refund is one more call of the payment flow.
         self.provider = Provider(
             key=refund.payment_id,
@@ -86,8 +94,9 @@ class RefundWorkflow:
         if not self._refundable(payment):
             return True
         try:
+            # The fixed wire reason, never the merchant's: the body is the same whoever asks.
             response = await self.provider.refund(
-                self.input.invoice_number, self.input.amount, self.input.reason, ids.Step.REFUND
+                self.input.invoice_number, self.input.amount, ids.REFUND_WIRE_REASON, self.step
             )
         except ProviderError as err:
             self.state.response_code = err.failure.response_code

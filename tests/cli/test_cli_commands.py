@@ -131,11 +131,41 @@ def test_refund(kartu_up: Up, card: RegisteredCard) -> None:
     both = kartu_up.kartu("status", payment, "--refund", "--json").json()
     assert both["payment"]["payment_id"] == payment
     assert both["refund"]["status"] == "REFUNDED"
+    # The payment itself reads REFUNDED, with when and why.
+    state = kartu_up.kartu("status", payment, "--json").json()
+    assert state["status"] == "REFUNDED"
+    assert state["refund_reason"] == "returned" and state["refunded_amount"] == "99000.00"
+    assert [t["to_status"] for t in state["history"]] == ["PAID", "REFUNDED"]
+    refunded = eventually(
+        lambda: kartu_up.kartu("payments", "--status", "REFUNDED", "--json").json(),
+        lambda rows: payment in {r["payment_id"] for r in rows},
+    )
+    assert {r["status"] for r in refunded if r["payment_id"] == payment} == {"REFUNDED"}
+    paid = kartu_up.kartu("payments", "--status", "PAID", "--json").json()
+    assert payment not in {r["payment_id"] for r in paid}
     # Asking again answers the same refund; a refund of an unknown payment is not found.
     assert kartu_up.kartu("refund", payment, "--json").json()["status"] == "REFUNDED"
     missing = kartu_up.kartu("refund", new_id("none"))
     assert missing.code == 1
     assert "no payment" in missing.err
+
+
+def test_status_beside_the_provider(kartu_up: Up, card: RegisteredCard) -> None:
+    payment = new_id("prv")
+    assert kartu_up.kartu(*pay_args("pay", payment, card, "12500"), "--json").json()["status"]
+    both = kartu_up.kartu("status", payment, "--provider", "--json").json()
+    assert both["payment"]["status"] == "PAID"
+    provider = both["provider"]
+    assert provider["outcome"] == "found"
+    assert provider["payment"]["status"] == "SUCCESS"
+    assert provider["payment"]["amount"] == "12500.00"
+    assert provider["payment"]["invoiceNumber"] == both["payment"]["invoice_number"]
+
+    human = kartu_up.kartu("status", payment, "--provider")
+    assert human.code == 0, human.err
+    assert "Kartu beside Ayoconnect" in human.out
+    assert "FIELD" in human.out and "AYOCONNECT" in human.out
+    assert "SUCCESS" in human.out
 
 
 def test_payments_search(kartu_up: Up, card: RegisteredCard) -> None:
@@ -172,6 +202,8 @@ def test_payments_search(kartu_up: Up, card: RegisteredCard) -> None:
 
     query = kartu_up.kartu("payments", "--status", "PAID", "--query", "--json").json()
     assert "KartuPaymentStatus = 'PAID'" in query["query"]
+    query = kartu_up.kartu("payments", "--status", "REFUNDED", "--query", "--json").json()
+    assert "KartuFlow = 'REFUND'" in query["refunds_query"]
 
     kartu_up.kartu("void", held, "--json").json()
 
@@ -180,15 +212,20 @@ def test_cards_and_unbind(
     kartu_up: Up, card: RegisteredCard, challenge_card: RegisteredCard
 ) -> None:
     def cards() -> dict[str, str]:
-        rows = kartu_up.kartu("cards", card.customer_id, "--json").json()
-        return {r["card_token"]: r["status"] for r in rows}
+        listed = kartu_up.kartu("cards", card.customer_id, "--json").json()
+        assert listed["provider"] == "found", listed
+        return {r["card_token"]: r["status"] for r in listed["cards"]}
 
     listed = eventually(cards, lambda c: {card.token, challenge_card.token} <= set(c))
     assert listed[card.token] == "ACTIVE"
     assert listed[challenge_card.token] == "ACTIVE"
+    rows = kartu_up.kartu("cards", card.customer_id, "--json").json()["cards"]
+    assert all(r["registration_id"] and r["expiry_year"] for r in rows)
 
     human = kartu_up.kartu("cards", card.customer_id)
-    assert "CARD TOKEN" in human.out
+    assert "Ayoconnect's cards" in human.out
+    for header in ("CARD TOKEN", "EXPIRY", "AYOCONNECT", "KARTU", "REGISTRATION ID"):
+        assert header in human.out
     assert "ACTIVE" in human.out
 
     unbound = kartu_up.kartu(

@@ -68,6 +68,11 @@ def test_bad_amounts_start_nothing(kartu_up: Up, amount: str, words: list[str]) 
         (["sandbox", "3ds", "http://127.0.0.1:1/3ds/x", "--otp", "abc"], ["OTP"]),
         (["sandbox", "card", "not-a-url", "--card", "4111111111111111"], ["URL"]),
         (["status", "--wait", "soon", "p_1"], ["--wait", "not a duration"]),
+        (["resolve", "p_1", "close"], ["close needs --status"]),
+        (["resolve", "p_1", "close", "--status", "REFUNDED", "--force"], ["--force needs --note"]),
+        (["resolve", "p_1", "retry", "--force", "--note", "x"], ["--status and --force"]),
+        (["resolve", "p_1", "undo"], ["invalid choice", "undo"]),
+        (["resolve", "p_1", "close", "--status", "PENDING"], ["close status must be one"]),
     ],
 )
 def test_usage_errors_in_one_line(kartu_up: Up, args: list[str], words: list[str]) -> None:
@@ -101,6 +106,9 @@ def test_refusals_and_unknown_payments_exit_1(kartu_up: Up) -> None:
     assert_one_line_error(kartu_up.kartu("capture", unknown), 1, "no payment")
     assert_one_line_error(kartu_up.kartu("void", unknown), 1, "no payment")
     assert_one_line_error(kartu_up.kartu("registration", unknown), 1, "no registration")
+    assert_one_line_error(kartu_up.kartu("status", unknown, "--provider"), 1, "no payment")
+    assert_one_line_error(kartu_up.kartu("resolve", unknown, "retry"), 1, "no payment")
+    assert_one_line_error(kartu_up.kartu("resolve", unknown, "retry", "--refund"), 1, "no refund")
     # A valid-looking payment with a card token nobody bound: the provider refuses it.
     result = kartu_up.kartu(*pay(new_id("unbound")), "--json")
     assert result.code == 0, result.err
@@ -124,5 +132,5 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.code == 0
     for command in ("register", "pay", "authorize", "capture", "void", "refund", "unbind"):
         assert command in result.out
-    for command in ("status", "cards", "payments", "demo", "up", "sandbox"):
+    for command in ("status", "cards", "payments", "resolve", "demo", "up", "sandbox"):
         assert command in result.out

@@ -36,6 +36,7 @@ async def test_openapi_is_served(http: httpx.AsyncClient):
         "/payments/{payment_id}/capture",
         "/payments/{payment_id}/void",
         "/payments/{payment_id}/refund",
+        "/payments/{payment_id}/provider",
         "/cards/registrations",
         "/cards/registrations/{registration_id}",
         "/customers/{customer_id}/cards",
@@ -92,6 +93,32 @@ async def test_pay_and_read(stack: Stack, http: httpx.AsyncClient, key: str):
     assert outcome["status"] == "PAID" and outcome["payment_id"] == key
     state = (await http.get(f"/payments/{key}", headers=AUTH)).json()
     assert state["status"] == "PAID" and state["amount"] == "150000.00"
+
+
+async def test_refunded_payment_and_the_providers_view(
+    stack: Stack, http: httpx.AsyncClient, key: str
+):
+    body = await payment_body(stack, payment_id=key, amount="88000.00")
+    assert (await http.post("/payments", json=body, headers=AUTH)).json()["status"] == "PAID"
+    both = (await http.get(f"/payments/{key}/provider", headers=AUTH)).json()
+    assert both["kartu"]["status"] == "PAID"
+    assert both["provider"]["outcome"] == "found"
+    assert both["provider"]["payment"]["status"] == "SUCCESS"
+    assert both["provider"]["payment"]["amount"] == "88000.00"
+
+    refund = await http.post(f"/payments/{key}/refund", json={"reason": "returned"}, headers=AUTH)
+    assert refund.json()["status"] == "REFUNDED"
+    state = (await http.get(f"/payments/{key}", headers=AUTH)).json()
+    assert state["status"] == "REFUNDED" and state["refund_reason"] == "returned"
+    assert state["refunded_amount"] == "88000.00" and state["refunded_at"]
+    assert state["history"][-1]["to_status"] == "REFUNDED"
+    both = (await http.get(f"/payments/{key}/provider", headers=AUTH)).json()
+    assert both["kartu"]["status"] == "REFUNDED"
+    assert both["provider"]["payment"]["status"] == "REFUNDED"
+
+    unknown = await http.get(f"/payments/{new_customer_id()}/provider", headers=AUTH)
+    assert unknown.status_code == 404
+    assert (await http.get(f"/payments/{key}/provider")).status_code == 401
 
 
 async def test_idempotency_key(stack: Stack, http: httpx.AsyncClient, key: str):

@@ -53,6 +53,7 @@ async def test_list_cards_and_unbind(stack: Stack, kartu: KartuClient):
 
     first = await kartu.unbind_card(card.card_token, customer_id=card.customer_id)
     assert first.status is UnbindStatus.UNBOUND
+    # Asked again: Ayoconnect lists the token DISABLED, so the same unbind answers.
     again = await kartu.unbind_card(card.card_token, customer_id=card.customer_id)
     assert again == first
     cards = await kartu.list_cards(card.customer_id)

@@ -146,7 +146,9 @@ def environment(attempt: int = 1) -> ActivityEnvironment:
     [
         (TransientError("503"), True),
         (AmbiguousError("read timeout"), True),
-        (AuthenticationError("bad secret"), False),
+        # Retryable since issue 8: a 401/403 during a credential rotation must delay the call
+        # (activity backoff), not end a refund or unbind as FAILED.
+        (AuthenticationError("bad secret"), True),
         (DeclinedError("no", gateway_code=GatewayCode.INSUFFICIENT_FUNDS), False),
         (RuleViolationError("void after capture"), False),
         (NotFoundError("unknown"), False),

@@ -34,7 +34,7 @@ def test_every_step_fits_32_characters_for_the_longest_key(step):
 
 def test_attempt_steps():
     assert [ids.attempt_step("cap", n) for n in (1, 2, 9)] == ["cap", "cap2", "cap9"]
-    for step in (ids.Step.CAPTURE, ids.Step.VOID, ids.Step.COMPENSATION_REFUND):
+    for step in (ids.Step.CAPTURE, ids.Step.VOID, ids.Step.COMPENSATION_VOID):
         tid = ids.transaction_id("k" * 26, ids.attempt_step(step, ids.MAX_STEP_ATTEMPTS))
         assert len(tid) <= 32
     with pytest.raises(ValueError):

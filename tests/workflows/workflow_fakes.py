@@ -95,6 +95,8 @@ class FakePayment:
     captured: Decimal | None = None
     refunded: Decimal | None = None
     expires_at: datetime | None = None
+    # A 3DS challenge the customer never finishes fails at the provider when its session ends.
+    challenge_ends_at: datetime | None = None
 
 
 @dataclass
@@ -108,6 +110,8 @@ class FakeAyoconnect:
     cards: dict[str, list[Card]] = field(default_factory=dict)
     auth_window: timedelta | None = timedelta(days=7)
     webview_session: timedelta = timedelta(seconds=300)
+    # How long the provider keeps an unfinished 3DS challenge open (None: forever).
+    challenge_session: timedelta | None = timedelta(seconds=300)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)  # hold an activity open
     # Faults raised after the request took effect (the answer is lost on the way back).
     lost: dict[str, list[BaseException]] = field(default_factory=lambda: defaultdict(list))
@@ -118,6 +122,8 @@ class FakeAyoconnect:
     # Send datetimes without an offset (Jakarta wall-clock time), as a sloppy provider might.
     naive_times: bool = False
     client: Client | None = None
+    # Activities (by name) in an outage: every call fails before it reaches the provider.
+    down: set[str] = field(default_factory=set)
 
     def all(self) -> list:
         return [
@@ -195,6 +201,8 @@ class FakeAyoconnect:
             first = self.sent_bodies.setdefault(tid, body)
             if first != body and tid not in self.body_drift:
                 self.body_drift.append(tid)
+        if name in self.down:
+            raise transient_error()
         for key in (f"{name}:{tid}", name):
             gate = self.gates.get(key)
             if gate is not None:
@@ -318,6 +326,8 @@ class FakeAyoconnect:
             p.status = PaymentStatus.AUTHENTICATION_IN_PROGRESS
             answer = self._charge_answer(p, url=f"https://3ds.test/{req.transactionId}")
             p.expires_at = p.expires_at if final is PaymentStatus.AUTHORIZED else None
+            if self.challenge_session is not None:
+                p.challenge_ends_at = self._now() + self.challenge_session
             return answer
         return self._charge_answer(p)
 
@@ -352,6 +362,9 @@ class FakeAyoconnect:
         if answer is not None:
             return answer
         p = self._find(call.invoice_number, call.original_transaction_id)
+        ends = p.challenge_ends_at
+        if p.status is PaymentStatus.AUTHENTICATION_IN_PROGRESS and ends and self._now() >= ends:
+            p.status = PaymentStatus.FAILED
         return PaymentStatusResponse(
             **self._envelope(ServiceCode.PAYMENT_STATUS),
             payment=PaymentDetail(
