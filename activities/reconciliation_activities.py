@@ -235,7 +235,8 @@ class ReconciliationActivities:
                 await self.temporal.get_workflow_handle(item.workflow_id).signal(
                     "reconcile_difference", difference
                 )
-                return f"signalled {item.workflow_id} (reconcile_difference: NEEDS_ATTENTION)"
+                # The payment records it and asks the provider again wherever it waits.
+                return f"signalled {item.workflow_id} (reconcile_difference)"
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
@@ -304,4 +305,6 @@ def kartu_view(state: PaymentState) -> KartuView:
         captured_amount=state.captured_amount,
         refunded_amount=state.refunded_amount,
         authorization_expires_at=state.authorization_expires_at,
+        pending_compensation=state.pending_compensation,
+        late_result_watch_until=state.late_result_watch_until,
     )

@@ -12,9 +12,15 @@ then capture, auth then void, direct then refund, declines), while:
   and reordered callbacks;
 - the worker is SIGKILLed and restarted ``kills`` times, and the dev server restarted once.
 
-Then the faults stop, every payment is waited for until it is terminal, and Kartu is reconciled
-with the sandbox's ledger. The pass line: every payment terminal, and zero mismatches between
-workflow state and ledger, duplicate charges, duplicate refunds, compensations owed but missing.
+Then the faults stop and every payment is waited for until it is terminal. A long-outage phase
+follows: a few more payments are in their 3DS challenge when the sandbox's status and charge APIs
+start failing (5xx on every call) for longer than their 3DS window and provider poll interval;
+their customers pass 3DS meanwhile. While nobody can ask the provider none may decide anything
+(they wait PENDING_PROVIDER); once it answers they settle. Every payment of both phases is then
+reconciled with the sandbox's ledger, and the run ends with one reconciliation (the workflow
+``kartu reconcile`` runs) over all of them. The pass line: every payment terminal, none decided
+during the outage, zero mismatches between workflow state and ledger, duplicate charges,
+duplicate refunds, compensations owed but missing, and zero differences found by reconciliation.
 
     .venv/bin/python -m bench.chaos -n 1000 --kills 5
 """
@@ -43,7 +49,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError
 
@@ -55,8 +62,13 @@ from starter.client import KartuClient
 from starter.codec import KartuCodec, data_converter, parse_keys
 from starter.devserver import DevServer, free_port
 from starter.errors import ActionRefused, KartuError, KartuTimeout, KartuUnavailable
+from starter.reconcile import run_reconciliation
 from starter.stack import CALLBACK_PATH, Child, search_attribute_kinds, worker_script
+from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
+from workflows.ids import payment_workflow_id
 from workflows.models import (
+    AWAITING_PROVIDER,
+    PaymentInput,
     PaymentOutcome,
     PaymentState,
     PaymentStatus,
@@ -101,6 +113,8 @@ LEDGER_STATUS: dict[PaymentStatus, set[str | None]] = {
 }
 MONEY_HELD = frozenset({"SUCCESS", "CAPTURED", "AUTHORIZED"})
 CHARGES = frozenset({"PAY", "AUTHORIZE"})
+# The provider has given its word: PENDING_PROVIDER is not decided (nor terminal).
+DECIDED = [s for s in PaymentStatus if s not in AWAITING_PROVIDER]
 
 T = TypeVar("T")
 
@@ -160,12 +174,66 @@ def api_faults(error_rate: float) -> dict[str, Any]:
 
 CALM = api_faults(0.15)
 BURST = api_faults(0.7)
+# The long outage: every status and charge call refused (5xx), nothing applied.
+OUTAGE = {
+    "create_charge": {"error_rate": 1.0, "status": [500, 502, 503]},
+    "payment_status": {"error_rate": 1.0, "status": [500, 502, 503]},
+}
+# Its payments' windows (the outage outlasts both): the 3DS wait, and the interval Kartu asks
+# the provider again at while it waits for its word (PENDING_PROVIDER).
+OUTAGE_CHALLENGE_WINDOW = timedelta(seconds=3)
+OUTAGE_PROVIDER_POLL_MAX = timedelta(seconds=2)
+# The outage lasts until every payment in flight has said PENDING_PROVIDER: its window ended
+# and two status look-ups failed, each after the activity's retries (about 15 s each, so some
+# 33 s in all: what the phase costs in real time). At least longer than both windows, at most
+# OUTAGE_MAX_SECONDS.
+OUTAGE_MIN_SECONDS = 10.0
+OUTAGE_MAX_SECONDS = 120.0
+# The phase's flows, in turn; a 1,000-payment run has 25 outage payments, CI size 5.
+OUTAGE_FLOWS = (
+    Flow.DIRECT_3DS,
+    Flow.AUTH_3DS_CAPTURE,
+    Flow.DIRECT_3DS_ABANDONED,
+    Flow.AUTH_3DS_CAPTURE,
+    Flow.DIRECT_3DS,
+)
+OUTAGE_SHARE = 40  # one outage payment per this many driven ones (at least len(OUTAGE_FLOWS))
+# The closing reconciliation: a difference is looked at again after this long before it counts.
+RECONCILE_CONFIRM_AFTER = timedelta(seconds=10)
+RECONCILE_TIMEOUT = 180.0
 FAULT_KINDS = ("errors", "drops", "delays", "duplicates", "reorders")
 # Seconds between two kills or restarts, so each outage is its own.
 EVENT_GAP = 6.0
 
 
 # --- the report ------------------------------------------------------------------------------
+
+
+@dataclass
+class OutageFigures:
+    """The long-outage phase."""
+
+    payments: int = 0  # in flight when the provider's status and charge APIs went down
+    seconds: float = 0.0  # how long every status and charge call failed
+    pending_provider: int = 0  # payments seen PENDING_PROVIDER during it
+    decided_during: int = 0  # payments that said a decided status meanwhile (must be 0)
+    settle_seconds: float = 0.0  # from the provider's return to every payment terminal
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ReconcileFigures:
+    """The closing reconciliation run (what ``kartu reconcile`` runs)."""
+
+    ran: bool = False
+    checked: int = 0
+    agreeing: int = 0
+    differing: int = 0
+    unknown: int = 0  # unknown at the provider (never charged), or Kartu's state unreadable
+    in_progress: int = 0
+    needs_attention: int = 0
+    unmatched_callbacks: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -176,6 +244,8 @@ class ChaosReport:
     kills: int = 0
     server_restarts: int = 0
     terminal: int = 0
+    # Payments (of either phase) that went through PENDING_PROVIDER on their way.
+    waited_for_provider: int = 0
     mismatches: int = 0
     duplicate_charges: int = 0
     duplicate_refunds: int = 0
@@ -187,7 +257,14 @@ class ChaosReport:
     fault_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     flows: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
+    outage: OutageFigures = field(default_factory=OutageFigures)
+    reconciliation: ReconcileFigures = field(default_factory=ReconcileFigures)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Every payment of the run: the driven ones and the outage phase's."""
+        return self.payments + self.outage.payments
 
     @property
     def passed(self) -> bool:
@@ -196,25 +273,43 @@ class ChaosReport:
             self.duplicate_charges,
             self.duplicate_refunds,
             self.missing_compensations,
+            self.outage.decided_during,
+            self.reconciliation.differing,
         )
-        return self.terminal == self.payments and not any(clean)
+        return self.terminal == self.total and self.reconciliation.ran and not any(clean)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
 
     def lines(self) -> list[str]:
+        o, r = self.outage, self.reconciliation
+        recon = (
+            f"checked {r.checked}, agreeing {r.agreeing}, differing {r.differing}, "
+            f"unknown {r.unknown}, in progress {r.in_progress}, waiting for ops "
+            f"{r.needs_attention} ({r.seconds:.1f} s)"
+            if r.ran
+            else "did not run"
+        )
         return [
             f"payments driven               {self.payments}",
             f"faults injected               {self.faults_injected}",
             f"worker kills (SIGKILL)        {self.kills}",
             f"dev server restarts           {self.server_restarts}",
-            f"payments terminal             {self.terminal}/{self.payments}",
+            f"long outage (status, charge)  {o.seconds:.1f} s of 5xx, {o.payments} payments "
+            f"in flight",
+            f"  seen PENDING_PROVIDER       {o.pending_provider}/{o.payments}",
+            f"  decided during the outage   {o.decided_during}",
+            f"  settled after it in         {o.settle_seconds:.1f} s",
+            f"payments terminal             {self.terminal}/{self.total} "
+            f"({self.waited_for_provider} waited PENDING_PROVIDER on the way)",
             f"state/ledger mismatches       {self.mismatches}",
             f"duplicate charges             {self.duplicate_charges}",
             f"duplicate refunds             {self.duplicate_refunds}",
             f"compensations owed, missing   {self.missing_compensations}",
+            f"reconciliation                {recon}",
             f"wall time                     {self.wall_seconds:.1f} s "
-            f"(drive {self.drive_seconds:.1f} s, settle {self.settle_seconds:.1f} s)",
+            f"(drive {self.drive_seconds:.1f} s, settle {self.settle_seconds:.1f} s, "
+            f"outage phase {o.seconds + o.settle_seconds:.1f} s)",
             f"result                        {'PASS' if self.passed else 'FAIL'}",
         ]
 
@@ -437,7 +532,59 @@ class Driver:
         return (await self.retry(lambda: wait(d.payment_id, statuses, timeout=120))).outcome()
 
     async def _decided(self, payment_id: str) -> PaymentState:
-        return await self.retry(lambda: self.kartu.wait_payment(payment_id, timeout=120))
+        """Until the provider's word is in: PENDING_PROVIDER is waited through too."""
+        return await self.retry(lambda: self.kartu.wait_payment(payment_id, DECIDED, timeout=120))
+
+    # --- the long-outage phase --------------------------------------------------------------
+
+    async def start_with_short_windows(self, d: Drive) -> PaymentOutcome:
+        """Update-with-start by workflow name, as any Temporal SDK may (``KartuClient.pay`` has
+        no ``provider_poll_max``): the outage phase's windows are seconds, not minutes."""
+        payment = PaymentInput(
+            payment_id=d.payment_id,
+            customer_id=CUSTOMER,
+            amount=d.amount,
+            encrypted_card=self.cards[d.flow.card],
+            redirect_url=REDIRECT_URL,
+            challenge_window=OUTAGE_CHALLENGE_WINDOW,
+            provider_poll_max=OUTAGE_PROVIDER_POLL_MAX,
+        )
+        workflow: Any = AuthCapturePaymentWorkflow if d.flow.authorizes else DirectPaymentWorkflow
+
+        async def start() -> PaymentOutcome:
+            operation = WithStartWorkflowOperation(
+                workflow.run,
+                payment,
+                id=payment_workflow_id(d.payment_id),
+                task_queue=self.kartu.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            temporal = self.kartu.temporal
+            async with asyncio.timeout(30):
+                outcome: PaymentOutcome = await temporal.execute_update_with_start_workflow(
+                    workflow.first_outcome, start_workflow_operation=operation
+                )
+            return outcome
+
+        outcome = await self.retry(start)
+        d.first_status = outcome.status.value
+        return outcome
+
+    async def pass_3ds_later(self, url: str) -> None:
+        """The customer answers the challenge a moment later (the provider is down by then)."""
+        await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+        with contextlib.suppress(CustomerError):
+            await self.retry(lambda: authenticate_3ds(url))
+
+    async def finish_after_outage(self, d: Drive) -> None:
+        """Once the provider answers again: an authorization is captured, as merchants do."""
+        try:
+            state = await self._decided(d.payment_id)
+            if d.flow.authorizes and state.status is PaymentStatus.AUTHORIZED:
+                await self._settle_authorization(d)
+        except Exception as exc:  # recorded; the reconciliation judges the payment
+            d.error = f"{type(exc).__name__}: {exc}"
 
     async def _settle_authorization(self, d: Drive) -> None:
         key = f"{d.payment_id}-settle"
@@ -665,6 +812,130 @@ def fault_total(counts: dict[str, dict[str, int]]) -> int:
     return sum(c.get(kind, 0) for c in counts.values() for kind in FAULT_KINDS)
 
 
+# --- the long outage --------------------------------------------------------------------------
+
+
+def outage_plan(driven: int, seed: int, run: str) -> list[Drive]:
+    """The outage phase's payments: every 3DS flow, in proportion to the driven ones."""
+    rng = random.Random(seed + 1)
+    count = max(len(OUTAGE_FLOWS), driven // OUTAGE_SHARE)
+    return [
+        Drive(
+            f"chaos_{run}_out{i}",
+            OUTAGE_FLOWS[i % len(OUTAGE_FLOWS)],
+            Decimal(rng.randrange(10_000, 2_000_000)).quantize(1),
+        )
+        for i in range(count)
+    ]
+
+
+async def long_outage(
+    driver: Driver, control: SandboxControl, drives: list[Drive], report: ChaosReport
+) -> None:
+    """Payments in their 3DS challenge; then every status and charge call fails for longer than
+    their 3DS window and provider poll interval, while their customers pass 3DS. Nobody can ask
+    the provider: no payment may decide anything. Then the provider is back."""
+    figures = report.outage
+    figures.payments = len(drives)
+    outcomes = await asyncio.gather(
+        *(driver.start_with_short_windows(d) for d in drives), return_exceptions=True
+    )
+    urls = []
+    for d, outcome in zip(drives, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            d.error = f"{type(outcome).__name__}: {outcome}"  # reported with the payment
+        elif outcome.status is not PaymentStatus.CHALLENGE or not outcome.authentication_url:
+            report.problems.append(f"{d.payment_id}: outage payment began {outcome.status}")
+        elif d.flow is not Flow.DIRECT_3DS_ABANDONED:
+            urls.append(outcome.authentication_url)
+    await control.set_faults(OUTAGE)
+    began = time.monotonic()
+    log(f"long outage: status and charge APIs down, {len(drives)} payments in 3DS")
+    customers = [asyncio.create_task(driver.pass_3ds_later(url)) for url in urls]
+    try:
+        await _watch_outage(driver, drives, report, began)
+    finally:
+        await control.set_faults({})
+    figures.seconds = round(time.monotonic() - began, 1)
+    log(f"long outage over after {figures.seconds} s")
+    await asyncio.gather(*customers)
+
+
+async def _watch_outage(
+    driver: Driver, drives: list[Drive], report: ChaosReport, began: float
+) -> None:
+    """Read every outage payment until each has said PENDING_PROVIDER (or, wrongly, decided)."""
+    pending: set[str] = set()
+    decided: set[str] = set()
+    while True:
+        elapsed = time.monotonic() - began
+        for d in drives:
+            try:
+                state = await driver.kartu.payment_status(d.payment_id)
+            except (*RETRYABLE, KartuError):
+                continue
+            if state.status is PaymentStatus.PENDING_PROVIDER:
+                pending.add(d.payment_id)
+            elif state.status not in AWAITING_PROVIDER and d.payment_id not in decided:
+                decided.add(d.payment_id)
+                report.problems.append(
+                    f"{d.payment_id} ({d.flow}): {state.status} after {elapsed:.1f} s of outage, "
+                    "with no provider answer to decide on"
+                )
+        report.outage.pending_provider = len(pending)
+        report.outage.decided_during = len(decided)
+        if elapsed >= OUTAGE_MIN_SECONDS and len(pending | decided) == len(drives):
+            return
+        if elapsed >= OUTAGE_MAX_SECONDS:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def settle_outage(
+    driver: Driver, drives: list[Drive], report: ChaosReport, settle_timeout: float
+) -> list[Final]:
+    """The provider answers again: every outage payment decides, holds are captured."""
+    begun = time.monotonic()
+    await asyncio.gather(*(driver.finish_after_outage(d) for d in drives))
+    finals = [Final(d) for d in drives]
+    await settle(driver, finals, settle_timeout)
+    report.outage.settle_seconds = round(time.monotonic() - begun, 1)
+    report.outage.statuses = dict(Counter(f"{f.drive.flow.value}:{f.status}" for f in finals))
+    return finals
+
+
+async def reconcile_with_kartu(client: Client, task_queue: str, report: ChaosReport) -> None:
+    """One reconciliation run over the run's payments (what ``kartu reconcile`` runs): every
+    difference it finds is a problem of the run."""
+    figures = report.reconciliation
+    begun = time.monotonic()
+    try:
+        async with asyncio.timeout(RECONCILE_TIMEOUT):
+            result = await run_reconciliation(
+                client,
+                task_queue=task_queue,
+                since=timedelta(hours=1),
+                confirm_after=RECONCILE_CONFIRM_AFTER,
+            )
+    except (WorkflowFailureError, TimeoutError, RPCError) as exc:
+        report.problems.append(f"reconciliation did not finish: {type(exc).__name__}: {exc}")
+        return
+    figures.ran = True
+    figures.seconds = round(time.monotonic() - begun, 1)
+    figures.checked = result.checked
+    figures.agreeing = result.agreeing
+    figures.differing = len(result.differing)
+    figures.unknown = len(result.unknown_at_provider) + len(result.kartu_unknown)
+    figures.in_progress = len(result.in_progress)
+    figures.needs_attention = len(result.needs_attention)
+    figures.unmatched_callbacks = len(result.unmatched_callbacks)
+    for d in result.differing:
+        report.problems.append(
+            f"reconciliation: {d.payment_id} Kartu {d.kartu_status}, provider "
+            f"{d.provider_status}: {'; '.join(d.differences)}"
+        )
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -703,7 +974,8 @@ async def run_chaos(
     settle_timeout: float = 300.0,
     show_progress: bool = True,
 ) -> ChaosReport:
-    """Start a stack in ``data_dir``, drive ``n`` payments through chaos, reconcile, stop."""
+    """Start a stack in ``data_dir``, drive ``n`` payments through chaos, then the long outage
+    with payments of its own, reconcile (ledger, then Kartu's reconciliation run), stop."""
     started = time.monotonic()
     report = ChaosReport(payments=n, seed=seed, kills=kills, server_restarts=server_restarts)
     stack = ChaosStack(data_dir=data_dir, seed=seed)
@@ -728,7 +1000,8 @@ async def _run(
 ) -> None:
     kartu = KartuClient(client, task_queue=stack.task_queue, outcome_timeout=20)
     driver = Driver(kartu, await encrypted_cards(control), report.seed)
-    drives = plan(report.payments, report.seed, uuid.uuid4().hex[:6])
+    run = uuid.uuid4().hex[:6]
+    drives = plan(report.payments, report.seed, run)
     report.flows = dict(Counter(d.flow.value for d in drives))
     progress = Progress(len(drives), show=show_progress)
     await control.set_faults(CALM)
@@ -745,7 +1018,13 @@ async def _run(
     finals = [Final(d) for d in drives]
     await settle(driver, finals, settle_timeout)
     report.settle_seconds = round(time.monotonic() - begun, 1)
+    # Once the driven payments are settled (their windows are minutes, not seconds): the long
+    # outage, with payments of its own in flight.
+    outage_drives = outage_plan(report.payments, report.seed, run)
+    await long_outage(driver, control, outage_drives, report)
+    finals += await settle_outage(driver, outage_drives, report, settle_timeout)
     await _reconcile_all(control, finals, report)
+    await reconcile_with_kartu(client, stack.task_queue, report)
     report.driver_retries = driver.retries
 
 
@@ -764,6 +1043,11 @@ async def _reconcile_all(control: SandboxControl, finals: list[Final], report: C
         if final.drive.error:
             report.problems.append(f"{final.drive.payment_id}: driver saw {final.drive.error}")
     report.statuses = dict(Counter(f"{f.drive.flow.value}:{f.status}" for f in finals))
+    report.waited_for_provider = sum(
+        f.state is not None
+        and any(t.to_status == PaymentStatus.PENDING_PROVIDER for t in f.state.history)
+        for f in finals
+    )
     counts = (await control.faults())["counts"]
     report.fault_counts = counts
     report.faults_injected = fault_total(counts)

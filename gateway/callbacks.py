@@ -46,7 +46,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
 class CallbackAck(BaseModel):
-    result: Literal["delivered", "duplicate", "unmatched"]
+    # ``late``: its payment already closed in the state it reports; nothing to store.
+    result: Literal["delivered", "duplicate", "late", "unmatched"]
     workflow_id: str | None = None
 
 
@@ -207,6 +208,15 @@ def callbacks_router(
         except KartuUnavailable as exc:
             log.warning("callback %s not delivered: %s", _safe(callback.transactionId), exc)
             return error_response(503, "Temporal is unavailable: retry later")
+        if delivery.agrees_with_closed:
+            journal.remember(digest, delivery.workflow_id)
+            log.info(
+                "callback %s %s late: %s",
+                _safe(callback.transactionId),
+                callback.status,
+                delivery.reason,
+            )
+            return _ack("late", delivery.workflow_id, 200)
         stored_as = None
         if not delivery.delivered:
             try:

@@ -180,7 +180,7 @@ def report_text(report: ReconcileReport) -> str:
     """The report for people: counts, then each difference, then the unmatched callbacks."""
     listed = [
         ("reconciliation", report.reconciliation_id),
-        ("window", f"since {report.window_start.isoformat()} ({_duration(report.since)})"),
+        ("window", f"since {report.window_start:%Y-%m-%d %H:%M:%S %Z} ({_duration(report.since)})"),
         ("checked", report.checked),
         ("agreeing", report.agreeing),
         ("differing", len(report.differing)),

@@ -107,6 +107,7 @@ from workflows.models import (
     UnbindStatus,
     VoidCommand,
 )
+from workflows.reconcile_rules import callback_agrees
 
 from . import refunds
 from .errors import (
@@ -943,13 +944,31 @@ class KartuClient:
         except RPCError as err:
             if not _not_found(err):
                 raise _unavailable(err) from None
+            closed_as = await self._closed_status(handle)
+            agrees = closed_as is not None and callback_agrees(callback, closed_as)
+            why = f"workflow not running: {err.message}"
+            if closed_as is not None:
+                why = f"workflow closed as {closed_as}"
             return CallbackDelivery(
                 delivered=False,
                 workflow_id=route.workflow_id,
                 signal=route.signal,
-                reason=f"workflow not running: {err.message}",
+                reason=why,
+                agrees_with_closed=agrees,
             )
         return CallbackDelivery(delivered=True, workflow_id=route.workflow_id, signal=route.signal)
+
+    async def _closed_status(self, handle: WorkflowHandle) -> str | None:
+        """The status a closed workflow ended in (its search attribute: no replay), if any."""
+        try:
+            described = await handle.describe()
+        except RPCError as err:
+            if _not_found(err):
+                return None
+            raise _unavailable(err) from None
+        if described.status is WorkflowExecutionStatus.RUNNING:
+            return None
+        return described.typed_search_attributes.get(sa.PAYMENT_STATUS)
 
     # --- mechanics -------------------------------------------------------------------------
 

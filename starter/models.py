@@ -129,3 +129,6 @@ class CallbackDelivery(_ClientModel):
     workflow_id: str | None = None
     signal: str | None = None
     reason: str | None = None
+    # Not delivered because its workflow already closed in the state the callback reports (a
+    # frictionless payment's own callback, arriving after it ended): nothing to store or check.
+    agrees_with_closed: bool = False

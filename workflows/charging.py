@@ -33,6 +33,7 @@ _NO_CHARGE = frozenset({"DeclinedError", "RuleViolationError"})
 _LATE_SUCCESS = frozenset({Wire.SUCCESS, Wire.AUTHORIZED, Wire.CAPTURED})
 WINDOW_ENDED = "3DS challenge window ended without a result"
 NO_RECORD = "the provider has no record of the charge"
+NO_ANSWER = "the charge got no definite answer"
 
 
 async def charge(core: PaymentCore) -> None:
@@ -95,7 +96,8 @@ async def settle_challenge(core: PaymentCore) -> None:
         core.transition(PaymentStatus.FAILED, NO_RECORD)
         await watch_late_result(core)
         return
-    await await_provider_answer(core, WINDOW_ENDED)
+    challenged = any(t.to_status == PaymentStatus.CHALLENGE for t in core.state.history)
+    await await_provider_answer(core, WINDOW_ENDED if challenged else NO_ANSWER)
 
 
 async def await_provider_answer(core: PaymentCore, why: str | None = None) -> None:

@@ -170,9 +170,7 @@ class PaymentCore:
                 resolution.result = ActionResult(outcome="resolved", status=self.status)
                 return command
             self.ignore("resolve", refusal)
-            resolution.result = ActionResult(
-                outcome="refused", reason=refusal, status=self.status
-            )
+            resolution.result = ActionResult(outcome="refused", reason=refusal, status=self.status)
 
     async def _close_refusal(self, command: ResolveCommand) -> str | None:
         assert command.status is not None

@@ -6,7 +6,9 @@ tests pin it down. A difference is described in words ops can act on; nothing he
 anything.
 
 - Kartu still deciding (PENDING, CHALLENGE, PENDING_PROVIDER in a running workflow) is "in
-  progress", except a charge the provider already took while Kartu says PENDING_PROVIDER.
+  progress", except a charge the provider already took while Kartu says PENDING_PROVIDER. So is
+  a running workflow busy bringing its status in line: a compensation under way, a late-result
+  watch, an authorization the provider just voided at its expiry.
 - NEEDS_ATTENTION is already with ops: "awaiting ops", not raised again.
 - A settled status must match the provider's (``EXPECTED``); amounts must match where both know
   them; a payment Kartu says moved money must be known to the provider.
@@ -76,9 +78,9 @@ def compare(observation: Observation) -> Comparison:
         if kartu.status in ON_LEDGER:
             return _differ(f"Kartu says {kartu.status}, the provider does not know the payment")
         return Comparison(Verdict.UNKNOWN, reason="the provider does not know the payment")
-    expiring = _expiry_in_progress(kartu, provider, running, observation.observed_at)
-    if expiring:
-        return Comparison(Verdict.IN_PROGRESS, reason=expiring)
+    busy = _working_on_it(kartu, provider, running, observation.observed_at)
+    if busy:
+        return Comparison(Verdict.IN_PROGRESS, reason=busy)
     differences = _status_differences(kartu.status, provider.status)
     differences += amount_differences(kartu, provider)
     if differences:
@@ -152,12 +154,24 @@ def amount_differences(kartu: KartuView, provider: PaymentDetail) -> list[str]:
     ]
 
 
-def _expiry_in_progress(
+def _working_on_it(
     kartu: KartuView, provider: PaymentDetail, running: bool, now: datetime
 ) -> str | None:
+    """Why a running workflow will itself bring its settled status in line, if it will."""
+    if not running or provider.status in EXPECTED.get(kartu.status, frozenset()):
+        return None
+    if kartu.pending_compensation:
+        return f"Kartu's {kartu.pending_compensation} of this payment is under way"
+    watch = kartu.late_result_watch_until
+    if watch is not None and now < watch:
+        return f"Kartu watches for a late result until {watch.isoformat(timespec='seconds')}"
+    return _expiry_in_progress(kartu, provider, now)
+
+
+def _expiry_in_progress(kartu: KartuView, provider: PaymentDetail, now: datetime) -> str | None:
     """An AUTHORIZED payment the provider voided at its expiry moments ago: the running
     workflow records EXPIRED on its own (its timer, then a look-up)."""
-    if not running or kartu.status is not K.AUTHORIZED or provider.status is not Wire.VOIDED:
+    if kartu.status is not K.AUTHORIZED or provider.status is not Wire.VOIDED:
         return None
     expiry = kartu.authorization_expires_at or aware_or_none(provider.authorizationExpiresAt)
     if expiry is None or not expiry <= now < expiry + EXPIRY_GRACE:
@@ -178,3 +192,29 @@ def callback_note(callback_status: str, provider: PaymentDetail | None) -> str |
     if provider is None or provider.status.value == callback_status:
         return None
     return f"the callback said {callback_status}, the provider's status API says {provider.status}"
+
+
+# A payment callback's status and the Kartu statuses a closed payment may have ended in that it
+# agrees with (later moves included: a paid payment refunded since, a hold captured or voided).
+_CALLBACK_AGREES: dict[str, frozenset[K]] = {
+    Wire.SUCCESS.value: frozenset({K.PAID, K.REFUNDED}),
+    Wire.AUTHORIZED.value: frozenset({K.AUTHORIZED, K.CAPTURED, K.VOIDED, K.EXPIRED, K.REFUNDED}),
+    Wire.CAPTURED.value: frozenset({K.CAPTURED, K.REFUNDED}),
+    Wire.VOIDED.value: frozenset({K.VOIDED, K.EXPIRED}),
+    Wire.REFUNDED.value: frozenset({K.REFUNDED}),
+    Wire.FAILED.value: frozenset({K.FAILED, K.DECLINED}),
+}
+
+
+def callback_agrees(callback: object, closed_status: str) -> bool:
+    """A payment callback for a payment that closed in a status it agrees with: a late copy of
+    what Kartu already knows, nothing to store or check. Anything else (a binding callback, a
+    SUCCESS for a payment closed FAILED) is stored and checked against the provider."""
+    if getattr(callback, "type", None) != "PAYMENT":
+        return False
+    status = getattr(callback, "status", None)
+    value = getattr(status, "value", status)
+    try:
+        return K(closed_status) in _CALLBACK_AGREES.get(str(value), frozenset())
+    except ValueError:
+        return False

@@ -7,10 +7,11 @@ Ayoconnect's Get Payment Status; every difference raised, nothing corrected.
            looked at again after ``confirm_after`` → still differing: raised
          → the report
 
-Raising: a running payment is signalled ``reconcile_difference`` (it goes to NEEDS_ATTENTION);
-a closed one gets a ``PaymentReview`` workflow (``review-<paymentId>``, NEEDS_ATTENTION until
-ops' ``resolve``). A difference that could not be raised fails the run, after the report is
-complete (query ``report``), so a schedule shows it.
+Raising: a running payment is signalled ``reconcile_difference`` (it records the difference in
+its state and asks the provider again wherever it waits); a closed one gets a ``PaymentReview``
+workflow (``review-<paymentId>``, NEEDS_ATTENTION until ops' ``resolve``). A difference that
+could not be raised fails the run, after the report is complete (query ``report``), so a
+schedule shows it.
 
 A Temporal Schedule (``kartu-reconciliation``, see ``starter.reconcile``) runs it hourly with a
 48 h window; ``kartu reconcile`` runs it on demand. Long windows continue-as-new every

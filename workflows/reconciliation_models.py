@@ -199,6 +199,10 @@ class KartuView(KartuModel):
     captured_amount: Decimal | None = None
     refunded_amount: Decimal | None = None
     authorization_expires_at: datetime | None = None
+    # The running workflow is still putting money back, or still watching for a late result
+    # of a charge it ended undecided: what the provider says may be its next step.
+    pending_compensation: str | None = None
+    late_result_watch_until: datetime | None = None
 
 
 ProviderOutcome = Literal["found", "not_found", "unavailable", "not_asked"]

@@ -1,6 +1,8 @@
 """The chaos run at CI size: every flow through the full stack (dev server on a SQLite file,
 sandbox, gateway, worker process) under sandbox faults, two worker SIGKILLs and one dev server
-restart; then Kartu is reconciled with the sandbox ledger (``bench/chaos.py``).
+restart, then a long outage of the provider's status and charge APIs with 3DS payments in
+flight; then Kartu is reconciled with the sandbox ledger, and reconciliation itself runs once
+and must find no difference (``bench/chaos.py``).
 
 Plus the reconciler itself, on hand-made ledgers: it must see what it is there to see.
 """
@@ -13,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from bench.chaos import ChaosReport, Drive, Final, Flow, reconcile, run_chaos
+from bench.chaos import (
+    OUTAGE_CHALLENGE_WINDOW,
+    ChaosReport,
+    Drive,
+    Final,
+    Flow,
+    reconcile,
+    run_chaos,
+)
 from workflows.models import PaymentFlow, PaymentState, PaymentStatus
 
 # A bug the chaos run finds now and then (1 payment in 24 here, 1 in 1,000 at scale): an
@@ -33,6 +43,11 @@ async def test_chaos_small_run_passes(tmp_path: Path) -> None:
     print("\n".join(report.lines()), *report.problems, sep="\n")
     assert report.kills == 2 and report.server_restarts == 1
     assert report.faults_injected > 0
+    # The long outage really outlasted the windows: its payments waited for the provider.
+    outage = report.outage
+    assert outage.payments >= 5 and outage.pending_provider == outage.payments
+    assert outage.seconds > OUTAGE_CHALLENGE_WINDOW.total_seconds()
+    assert report.reconciliation.ran and report.reconciliation.checked >= report.total
     if not report.passed and _only_unreplayable(report):
         pytest.xfail(f"BUG: payment history does not replay after a worker kill: {report.problems}")
     assert report.passed, report.problems
@@ -96,3 +111,18 @@ def test_reconcile_sees_money_kept_for_a_failed_payment() -> None:
 def test_reconcile_sees_a_status_mismatch() -> None:
     report = _check(_final(PaymentStatus.CAPTURED, Flow.AUTH_CAPTURE), [_entry("VOIDED")])
     assert report.mismatches == 1
+
+
+def test_report_fails_on_a_decision_during_the_outage_or_a_reconciliation_difference() -> None:
+    report = ChaosReport(payments=0, seed=0)
+    assert not report.passed  # reconciliation did not run
+    report.reconciliation.ran = True
+    assert report.passed
+    report.outage.decided_during = 1
+    assert not report.passed
+    report.outage.decided_during = 0
+    report.reconciliation.differing = 1
+    assert not report.passed
+    report.reconciliation.differing = 0
+    report.outage.payments = 1  # an outage payment not terminal
+    assert not report.passed

@@ -6,6 +6,7 @@ input is one line, exit 2, and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,9 +20,10 @@ from test_cli_errors import assert_one_line_error
 
 from ayoconnect import AyoconnectClient, AyoconnectSettings
 from ayoconnect.models import RefundRequest
+from starter.binaries import temporal_cli
 from starter.codec import KartuCodec, data_converter, load_or_create_local_keys
 from workflows import search_attributes as sa
-from workflows.reconciliation_models import SCHEDULE_ID
+from workflows.reconciliation_models import SCHEDULE_ID, ReviewState, ReviewStatus
 
 
 def eventually(read: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 15) -> Any:
@@ -75,6 +77,13 @@ async def review_search(up: Up, review_id: str) -> tuple[str | None, list[str]]:
     return described.typed_search_attributes.get(sa.PAYMENT_STATUS), found
 
 
+async def review_result(up: Up, review_id: str) -> ReviewState:
+    client = await temporal(up)
+    handle = client.get_workflow_handle(review_id, result_type=ReviewState)
+    async with asyncio.timeout(20):
+        return await handle.result()
+
+
 def test_reconcile_reports_and_raises_a_refund_made_behind_kartus_back(
     kartu_up: Up, card: RegisteredCard
 ) -> None:
@@ -126,6 +135,25 @@ def test_reconcile_reports_and_raises_a_refund_made_behind_kartus_back(
         assert words in human.out, words
     assert paid[0] in human.out and review_id in human.out
 
+    # Ops close the review with the README's command; the same difference is not raised again.
+    resolve = '{"action": "close", "status": "REFUNDED", "note": "dashboard refund, ticket 42"}'
+    signal = ["workflow", "signal", "--workflow-id", review_id, "--name", "resolve"]
+    done = subprocess.run(  # noqa: S603 - the temporal CLI from the environment
+        [str(temporal_cli()), *signal, "--input", resolve],
+        env=kartu_up.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    resolved = asyncio.run(review_result(kartu_up, review_id))
+    assert resolved.status is ReviewStatus.RESOLVED
+    assert resolved.resolution is not None and resolved.resolution.note.endswith("ticket 42")
+    after = kartu_up.kartu(*args, "--json", timeout=180).json()
+    [again] = after["differing"]
+    assert again["raised"] == f"resolved by ops in {review_id}: not raised again"
+
 
 def test_up_created_the_schedule_and_the_command_updates_it(kartu_up: Up) -> None:
     async def interval() -> timedelta:
@@ -158,8 +186,11 @@ def test_bad_reconcile_input_is_one_line_and_changes_nothing(kartu_up: Up) -> No
     async def unchanged() -> tuple[timedelta, list[str]]:
         client = await temporal(kartu_up)
         described = await client.get_schedule_handle(SCHEDULE_ID).describe()
+        # Started by `kartu reconcile` (the schedule's own runs are kartu-reconciliation-<time>).
         query = "WorkflowType = 'Reconciliation' AND ExecutionStatus = 'Running'"
-        running = [e.id async for e in client.list_workflows(query)]
+        running = [
+            e.id async for e in client.list_workflows(query) if e.id.startswith("reconcile-")
+        ]
         return described.schedule.spec.intervals[0].every, running
 
     every, running = asyncio.run(unchanged())

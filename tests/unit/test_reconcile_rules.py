@@ -242,3 +242,58 @@ def test_callback_helpers() -> None:
     assert callback_note("SUCCESS", None) is None
     note = callback_note("SUCCESS", provider(Wire.FAILED))
     assert note == "the callback said SUCCESS, the provider's status API says FAILED"
+
+
+def test_a_running_compensation_or_late_result_watch_is_left_to_its_workflow() -> None:
+    refunding = kartu(K.PAID, pending_compensation="refund")
+    assert compare(observe(refunding, provider(Wire.REFUNDED), running=True)).verdict is (
+        Verdict.IN_PROGRESS
+    )
+    # Once its workflow closed, nobody is bringing it in line: a difference.
+    assert compare(observe(refunding, provider(Wire.REFUNDED))).verdict is Verdict.DIFFER
+
+    watching = kartu(K.FAILED, late_result_watch_until=NOW + timedelta(minutes=10))
+    late = provider(Wire.SUCCESS)
+    assert compare(observe(watching, late, running=True)).verdict is Verdict.IN_PROGRESS
+    after = observe(watching, late, running=True, at=NOW + timedelta(minutes=11))
+    assert compare(after).differences == ("a charge Kartu calls FAILED: the provider says SUCCESS",)
+    # A status that already agrees is compared as usual (its amounts too).
+    other_amount = provider(Wire.SUCCESS, amount=Decimal("1.00"))
+    busy = kartu(K.PAID, pending_compensation="refund")
+    assert compare(observe(busy, other_amount, running=True)).verdict is Verdict.DIFFER
+
+
+# --- late callbacks for closed payments ------------------------------------------------------
+
+
+def _payment_callback(status: str):
+    from ayoconnect.models import Operation, PaymentCallback
+    from ayoconnect.models import PaymentStatus as WireStatus
+
+    return PaymentCallback(
+        type="PAYMENT",
+        transactionId="abc-pay",
+        invoiceNumber="INV1",
+        operation=Operation.PAY,
+        status=WireStatus(status),
+        amount="1000.00",
+        responseCode="2005401",
+    )
+
+
+@pytest.mark.parametrize(
+    ("callback", "closed", "agrees"),
+    [
+        ("SUCCESS", "PAID", True),
+        ("SUCCESS", "REFUNDED", True),
+        ("SUCCESS", "FAILED", False),  # money Kartu says was not taken: store and check
+        ("AUTHORIZED", "CAPTURED", True),
+        ("FAILED", "PAID", False),
+        ("FAILED", "DECLINED", True),
+        ("SUCCESS", "NOT_A_STATUS", False),
+    ],
+)
+def test_a_late_callback_agrees_only_with_what_kartu_closed_as(callback, closed, agrees):
+    from workflows.reconcile_rules import callback_agrees
+
+    assert callback_agrees(_payment_callback(callback), closed) is agrees

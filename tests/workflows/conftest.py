@@ -3,15 +3,17 @@ per test module on its own task queue, fake activities (``workflow_fakes.FakeAyo
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -49,15 +51,37 @@ def fake() -> FakeAyoconnect:
     return FakeAyoconnect()
 
 
+@pytest.fixture(scope="session")
+async def keep_running() -> AsyncIterator[Callable[[Worker], None]]:
+    """Runs a module's worker until the session ends, not the module.
+
+    Payments a module leaves open (a 7-day hold, a payment waiting for the provider) wake up
+    when a later module skips time. On a task queue without its worker, their tasks would stay
+    outstanding, and the test server does not skip time past outstanding work: every later
+    test would hang. So each module's worker stays to serve them."""
+    workers: list[Worker] = []
+    runs: list[asyncio.Task] = []
+
+    def start(worker: Worker) -> None:
+        workers.append(worker)
+        runs.append(asyncio.create_task(worker.run()))
+
+    yield start
+    for worker in workers:
+        await worker.shutdown()
+    await asyncio.gather(*runs, return_exceptions=True)
+
+
 @pytest.fixture(scope="module")
-async def task_queue(env: WorkflowEnvironment, fake: FakeAyoconnect) -> AsyncIterator[str]:
+async def task_queue(
+    env: WorkflowEnvironment, fake: FakeAyoconnect, keep_running: Callable[[Worker], None]
+) -> str:
     fake.client = env.client
     queue = f"kartu-test-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(
-        env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue
+    keep_running(
+        build_worker(env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue)
     )
-    async with worker:
-        yield queue
+    return queue
 
 
 @pytest.fixture(autouse=True)

@@ -52,7 +52,7 @@ async def test_cancel_after_paid_refunds(env, task_queue, fake, key):
     assert state.status is PaymentStatus.REFUNDED
     assert state.refunded_amount == state.amount
     [refund] = fake.calls_of("refund", key)
-    assert refund.request.transactionId == f"{key}-cr"
+    assert refund.request.transactionId == f"{key}-rfd"
     assert refund.request.reason == WIRE_REASON["refund"]  # fixed: a retry sends the same body
     assert state.history[-1].reason == "payment cancelled"
     await save_history(handle, "direct_cancelled_refunded")
@@ -139,7 +139,7 @@ async def test_compensation_final_error_needs_attention(env, task_queue, fake, k
     refusal = ApplicationError("merchant said no", type="MerchantRejectedError", non_retryable=True)
     fake.script(f"confirm_with_merchant:{key}", refusal)
     fake.script(
-        f"refund:{key}-cr",
+        f"refund:{key}-rfd",
         final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED, ServiceCode.REFUND),
     )
     _, handle = await start_payment(
@@ -168,6 +168,8 @@ async def test_needs_attention_closed_by_ops(env, task_queue, fake, key):
     await handle.cancel()
     state = await wait_for(handle, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
     assert "void failed" in (state.attention_reason or "")
+    # Ops void it in the provider's portal; the close is checked against the provider.
+    fake.payment_by_tid(f"{key}-auth").status = fake.payment_by_tid(f"{key}-auth").status.VOIDED
     await handle.signal(
         "resolve",
         ResolveCommand(action="close", status=PaymentStatus.VOIDED, note="voided in portal"),
@@ -180,7 +182,7 @@ async def test_needs_attention_closed_by_ops(env, task_queue, fake, key):
 async def test_cancel_in_needs_attention_keeps_the_compensation(env, task_queue, fake, key):
     # Review item 1: a cancel while the refund waits for ops must not drop it.
     fake.script(f"confirm_with_merchant:{key}", MERCHANT_NO)
-    fake.script(f"refund:{key}-cr", lambda call: fake.refuse(call, REFUND_REFUSED))
+    fake.script(f"refund:{key}-rfd", lambda call: fake.refuse(call, REFUND_REFUSED))
     _, handle = await start_payment(
         env.client, task_queue, payment_input(key, confirmation_url=CONFIRM_URL)
     )
@@ -190,15 +192,15 @@ async def test_cancel_in_needs_attention_keeps_the_compensation(env, task_queue,
     assert state.status is PaymentStatus.NEEDS_ATTENTION
     assert state.pending_compensation == "refund"
 
-    # Ayoconnect stored its refusal of "cr": ops' retry is a new request, with the same body.
+    # Ayoconnect stored its refusal of "rfd": ops' retry is a new request, with the same body.
     await handle.signal("resolve", ResolveCommand(action="retry", resolved_by="ops"))
     state = await cancelled(env, handle)
     assert state.status is PaymentStatus.REFUNDED
     assert state.pending_compensation is None
     first, second = fake.calls_of("refund", key)
     assert (first.request.transactionId, second.request.transactionId) == (
-        f"{key}-cr",
-        f"{key}-cr2",
+        f"{key}-rfd",
+        f"{key}-rfd2",
     )
     assert first.request.reason == second.request.reason == WIRE_REASON["refund"]
     assert first.request.amount == second.request.amount
@@ -206,13 +208,15 @@ async def test_cancel_in_needs_attention_keeps_the_compensation(env, task_queue,
 
 async def test_cancel_in_needs_attention_then_closed_by_ops(env, task_queue, fake, key):
     fake.script(f"confirm_with_merchant:{key}", MERCHANT_NO)
-    fake.script(f"refund:{key}-cr", REFUND_REFUSED)
+    fake.script(f"refund:{key}-rfd", REFUND_REFUSED)
     _, handle = await start_payment(
         env.client, task_queue, payment_input(key, confirmation_url=CONFIRM_URL)
     )
     await wait_for(handle, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
     await handle.cancel()
     await wait_for(handle, lambda s: any(i.name == "cancel" for i in s.ignored))
+    paid = fake.payment_by_tid(f"{key}-pay")
+    paid.status, paid.refunded = paid.status.REFUNDED, paid.amount  # refunded by hand
     close = ResolveCommand(action="close", status=PaymentStatus.REFUNDED, note="refunded by hand")
     await handle.signal("resolve", close)
     state = await cancelled(env, handle)
@@ -234,7 +238,7 @@ async def test_void_of_a_captured_hold_switches_to_refund(env, task_queue, fake,
     assert [t.to_status for t in state.history][-2:] == ["CAPTURED", "REFUNDED"]
     [void] = fake.calls_of("void", key)
     [refund] = fake.calls_of("refund", key)
-    assert (void.request.transactionId, refund.request.transactionId) == (f"{key}-cv", f"{key}-cr")
+    assert (void.request.transactionId, refund.request.transactionId) == (f"{key}-cv", f"{key}-rfd")
     assert refund.request.amount == payment.amount
     await cancelled(env, handle)
 

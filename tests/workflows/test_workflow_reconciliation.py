@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import FakeAyoconnect, FakePayment, transient_error
-from workflow_helpers import finish, payment_input, start_payment, state_of
+from workflow_helpers import (
+    finish,
+    payment_input,
+    save_history,
+    start_payment,
+    state_of,
+    wait_for,
+)
 
 from activities import StatusCall
 from activities.reconciliation_activities import ReconciliationActivities
@@ -35,12 +41,15 @@ from workflows.models import PaymentStatus, ResolveCommand
 from workflows.reconciliation_models import (
     LIST_CALLBACKS,
     LIST_PAYMENTS,
+    RAISE,
     CallbackFinding,
     CallbackPage,
     CallbackPageCall,
     PaymentPage,
     PaymentPageCall,
     PaymentRef,
+    RaiseCall,
+    RaiseResult,
     ReconcileInput,
     ReconcileReport,
     ReviewState,
@@ -75,6 +84,7 @@ class ScriptedListing(ReconciliationActivities):
         super().__init__(client, provider)
         self.payments: list[PaymentRef] = []
         self.callbacks: list[CallbackFinding] = []
+        self.raise_fails = False
 
     @activity.defn(name=LIST_PAYMENTS)
     async def list_payments(self, call: PaymentPageCall) -> PaymentPage:
@@ -90,6 +100,12 @@ class ScriptedListing(ReconciliationActivities):
     async def list_callbacks(self, call: CallbackPageCall) -> CallbackPage:
         return CallbackPage(callbacks=self.callbacks)
 
+    @activity.defn(name=RAISE)
+    async def raise_differences(self, call: RaiseCall) -> RaiseResult:
+        if self.raise_fails:
+            raise RuntimeError("Temporal refused the signal")
+        return await super().raise_differences(call)
+
 
 @pytest.fixture(scope="module")
 def provider(fake: FakeAyoconnect) -> FakeProviderClient:
@@ -103,27 +119,30 @@ def listing(env: WorkflowEnvironment, provider: FakeProviderClient) -> ScriptedL
 
 @pytest.fixture(scope="module")
 async def task_queue(
-    env: WorkflowEnvironment, fake: FakeAyoconnect, listing: ScriptedListing
-) -> AsyncIterator[str]:
-    """This module's worker: the fake provider's activities and reconciliation's."""
+    env: WorkflowEnvironment, fake: FakeAyoconnect, listing: ScriptedListing, keep_running
+) -> str:
+    """This module's worker: the fake provider's activities and reconciliation's (running
+    until the session ends: see ``keep_running``)."""
     fake.client = env.client
     queue = f"kartu-recon-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(
-        env.client,
-        WorkerSettings(),
-        None,
-        activities=fake.all(),
-        extra_activities=listing.all(),
-        task_queue=queue,
+    keep_running(
+        build_worker(
+            env.client,
+            WorkerSettings(),
+            None,
+            activities=fake.all(),
+            extra_activities=listing.all(),
+            task_queue=queue,
+        )
     )
-    async with worker:
-        yield queue
+    return queue
 
 
 @pytest.fixture(autouse=True)
 def fresh_listing(listing: ScriptedListing) -> None:
     listing.payments = []
     listing.callbacks = []
+    listing.raise_fails = False
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -240,6 +259,8 @@ async def test_a_refund_kartu_does_not_know_of_opens_one_review_until_ops_resolv
     ]
     review_id = f"review-{payment_id}"
     assert difference.raised == f"review {review_id} (NEEDS_ATTENTION)"
+    run = env.client.get_workflow_handle(report.reconciliation_id)
+    await save_history(run, "reconciliation_review_raised")
     review = env.client.get_workflow_handle(review_id, result_type=ReviewState)
     state = await review.query("state", result_type=ReviewState)
     assert state.status is ReviewStatus.NEEDS_ATTENTION
@@ -273,6 +294,7 @@ async def test_a_refund_kartu_does_not_know_of_opens_one_review_until_ops_resolv
     )
     resolved = await finish(env, review)
     assert resolved.status is ReviewStatus.RESOLVED
+    await save_history(review, "review_resolved")
     assert "closed as REFUNDED by ops@kartu" in resolved.history[-1].reason
     assert (await review.describe()).typed_search_attributes.get(sa.PAYMENT_STATUS) == "REFUNDED"
     third = await reconcile(env, task_queue)
@@ -319,7 +341,7 @@ async def test_a_capture_behind_a_running_payments_back_is_signalled_to_it(
     assert difference.differences == [
         "a capture Kartu does not know of: Kartu says AUTHORIZED, the provider says CAPTURED"
     ]
-    assert difference.raised == f"signalled payment-{key} (reconcile_difference: NEEDS_ATTENTION)"
+    assert difference.raised == f"signalled payment-{key} (reconcile_difference)"
     history = await held.fetch_history()
     signalled = [
         e.workflow_execution_signaled_event_attributes
@@ -331,6 +353,9 @@ async def test_a_capture_behind_a_running_payments_back_is_signalled_to_it(
     assert "a capture Kartu does not know of" in sent and report.reconciliation_id in sent
     assert '"provider_status":"CAPTURED"' in sent
     assert not await exists(env.client, f"review-{key}")
+    # The payment keeps what reconciliation found in its own state.
+    state = await wait_for(held, lambda s: s.reconcile_differences)
+    assert "a capture Kartu does not know of" in state.reconcile_differences[0]
 
 
 async def test_a_difference_that_settles_before_the_second_look_is_not_raised(
@@ -450,6 +475,7 @@ async def test_unmatched_callbacks_are_checked_listed_and_their_payments_reconci
     )
     handle = env.client.get_workflow_handle(stored, result_type=UnmatchedCallbackState)
     checked = await finish(env, handle)
+    await save_history(handle, "unmatched_callback_raised")
 
     assert checked.verdict is Verdict.DIFFER
     assert checked.raised == f"review review-{payment_id} (NEEDS_ATTENTION)"
@@ -547,3 +573,36 @@ async def test_a_failed_callback_or_a_binding_callback_is_recorded_only(
     assert len(fake.calls) == calls_before  # nothing asked of the provider
     memo = await (await handle.describe()).memo_value(MEMO_KEY)
     assert "Z" * 37 not in str(memo)  # the card token stays in the encrypted input only
+
+
+async def test_a_difference_that_cannot_be_raised_fails_the_run_with_its_report(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    fake: FakeAyoconnect,
+    listing: ScriptedListing,
+    key: str,
+):
+    """Raising retries for an hour; then the run fails loudly (a schedule shows a failed run)
+    and its report query says which difference was not raised."""
+    payment_id = await paid(env, task_queue, key)
+    listing.payments = await listed(env.client, payment_id)
+    refunded_behind_kartus_back(fake, payment_id)
+    listing.raise_fails = True
+    handle = await env.client.start_workflow(
+        ReconciliationWorkflow.run,
+        ReconcileInput(),
+        id=f"reconcile-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue,
+        result_type=ReconcileReport,
+    )
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "DifferencesNotRaised"
+    report = await handle.query("report", result_type=ReconcileReport)
+    [difference] = report.differing
+    assert (difference.raised or "").startswith("NOT raised:")
+    assert report.finished_at is not None and report.finished_at - report.started_at >= timedelta(
+        minutes=59
+    )
+    assert not await exists(env.client, f"review-{payment_id}")
