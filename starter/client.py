@@ -12,7 +12,8 @@ activities alone.
   ``signal_capture`` / ``signal_void`` are the fire-and-forget variants.
 - ``refund`` starts ``refund-<paymentId>`` (full amount, from the payment's state); ``unbind_card``
   starts ``unbind-<digest of the token>``; asked while it runs, each joins it; asked after a
-  refund ended FAILED (an unbind ended at all), each runs it again with ``attempt`` + 1.
+  refund ended without the money back (an unbind ended at all), each runs it again (refund:
+  the next ``attempt`` only after a definite "no" to the last one).
 - ``resolve``: ops' answer to NEEDS_ATTENTION (``resolve_payment`` update, or the ``resolve``
   signal of a refund).
 - Reads go through the workflows' ``state`` query (read-your-writes), never visibility; a
@@ -733,8 +734,9 @@ class KartuClient:
         timeout: float = 30.0,
     ) -> RefundState:
         """Refund a PAID or CAPTURED payment in full, once: ``refund-<paymentId>``. Asking again
-        returns the same refund (joins it while it runs); after one ended FAILED, asking again
-        runs it again (``attempt`` + 1, at most ``MAX_STEP_ATTEMPTS``), and that run looks the
+        returns the same refund (joins it while it runs); after one ended without the money back,
+        asking again runs it again (the next ``attempt``, at most ``MAX_STEP_ATTEMPTS``, when
+        the last request got a definite "no"; else the same), and that run looks the
         payment up first, so the money goes back at most once. With ``wait``, returns once the
         refund is decided (or its state so far after ``timeout``)."""
         _text(reason, "reason")
@@ -761,7 +763,9 @@ class KartuClient:
         )
 
         async def again(previous: RefundState) -> bool:
-            return previous.status is RefundStatus.FAILED
+            # Closed without the money back: FAILED, or a run that was terminated or timed out
+            # (its last state still PENDING / NEEDS_ATTENTION). The new run looks first.
+            return previous.status is not RefundStatus.REFUNDED
 
         await self._start_or_retry(
             RefundWorkflow.run,
@@ -1081,7 +1085,11 @@ class KartuClient:
         previous = await self._wait_result(workflow_id, result_type, True, self.outcome_timeout)
         if previous is None or not await retry(previous):
             return
-        attempt = previous.attempt + 1
+        # A new transactionId only when the last one was spent on a definite "no" (the
+        # provider replays that answer); one that got no answer, or never sent its request, is
+        # asked again under the same id, so the refund of a payment stays one request.
+        spent = getattr(previous, "step_spent", True)
+        attempt = previous.attempt + 1 if spent else previous.attempt
         if attempt > MAX_STEP_ATTEMPTS:
             raise ActionRefused(
                 f"{what} was tried {MAX_STEP_ATTEMPTS} times and last ended "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from temporalio import workflow
 
-from . import ids, policies
+from . import ids, policies, versions
 from .payment_core import PaymentCore
 from .provider import ProviderError
 
@@ -107,6 +107,13 @@ async def _attempt(core: PaymentCore, pending: PendingCompensation) -> bool:
         pending.failure, pending.failure_final = f"cannot {pending.kind}: no invoice number", False
         return False
     expected = Wire.REFUNDED if pending.kind == "refund" else Wire.VOIDED
+    if pending.kind == "refund" and versions.changed(versions.COMPENSATION_LOOK_FIRST_202612):
+        # Refunded already (the Refund workflow under another attempt's transactionId, or an
+        # earlier request whose answer was lost): never a second refund request.
+        before = await core.confirm()
+        if before is not None and before.status is Wire.REFUNDED:
+            _done(core, pending, f"{pending.reason} (already refunded at the provider)")
+            return True
     try:
         if pending.kind == "refund":
             response = await core.provider.refund(

@@ -110,6 +110,14 @@ def status_step(n: int) -> str:
     return _counted("s", n)
 
 
+def refund_status_step(attempt: int, n: int) -> str:
+    """The Refund workflow's look-ups, ``r<attempt><n>``: apart from the payment workflow's
+    ``s<n>`` and from other refund runs', so every request has its own transactionId."""
+    if not 1 <= n <= 999:
+        raise ValueError("refund look-up counter must be between 1 and 999")
+    return f"r{attempt}{n}"
+
+
 def list_step(n: int) -> str:
     """Cards-list look-up ``l<n>``."""
     return _counted("l", n)

@@ -378,6 +378,9 @@ class RefundState(KartuModel):
     error_type: str | None = None
     response_code: str | None = None
     attempt: int = 1
+    # This attempt's refund request got a definite "no" (stored by Ayoconnect for its
+    # transactionId): asking again needs the next attempt. Otherwise the same one is reused.
+    step_spent: bool = False
     rounds: int = 0  # look-up + refund rounds so far
     last_error: str | None = None  # why the last round got no definite answer
     history: list[Transition] = Field(default_factory=list)

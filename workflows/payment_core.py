@@ -113,9 +113,22 @@ class PaymentCore:
         self.upsert_search_attributes()
 
     def transition(self, to: PaymentStatus, reason: str) -> None:
+        left_attention = self.state.status is PaymentStatus.NEEDS_ATTENTION
         if journal.transition(self.state, to, reason):
             workflow.logger.info("payment %s -> %s: %s", self.state.payment_id, to, reason)
             self.upsert_search_attributes()
+            if left_attention:
+                self._answer_stale_resolutions()
+
+    def _answer_stale_resolutions(self) -> None:
+        """Resolves still queued when the payment leaves NEEDS_ATTENTION (a duplicate, one
+        that came while another was acted on) are answered now: never applied to a later
+        NEEDS_ATTENTION, and no update left waiting (the workflow could never close)."""
+        for resolution in self.resolutions:
+            why = f"payment is {self.status.value} now: nothing to resolve"
+            self.ignore("resolve", why)
+            resolution.result = ActionResult(outcome="refused", reason=why, status=self.status)
+        self.resolutions.clear()
 
     def upsert_search_attributes(self) -> None:
         s = self.state
@@ -161,11 +174,12 @@ class PaymentCore:
         (or cannot be asked now)."""
         while True:
             await workflow.wait_condition(lambda: bool(self.resolutions))
-            resolution = self.resolutions.pop(0)
+            resolution = self.resolutions[0]  # stays queued (answerable) while it is checked
             command = resolution.command
             refusal = None
             if command.action == "close" and not command.force:
                 refusal = await self._close_refusal(command)
+            self.resolutions.remove(resolution)
             if refusal is None:
                 resolution.result = ActionResult(outcome="resolved", status=self.status)
                 return command
@@ -196,9 +210,15 @@ class PaymentCore:
     def close_by_ops(self, command: ResolveCommand) -> None:
         assert command.status is not None
         who = command.resolved_by or "ops"
-        self.state.attention_reason = None
+        s = self.state
+        s.attention_reason = None
         self.held_status = None
-        self.transition(command.status, f"resolved by {who}: {command.note or 'closed'}")
+        reason = f"resolved by {who}: {command.note or 'closed'}"
+        if command.status is PaymentStatus.REFUNDED:
+            s.refunded_amount = s.captured_amount or s.amount
+            s.refunded_at = workflow.now()
+            s.refund_reason = reason
+        self.transition(command.status, reason)
 
     def raise_if_cancelled(self) -> None:
         if self.provider.cancel_requested:

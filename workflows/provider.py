@@ -8,7 +8,7 @@ policies of ``policies.py``, and turns activity failures into ``ProviderError``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -84,10 +84,16 @@ def read_failure(err: ActivityError) -> ProviderFailure:
         details: dict[str, Any] = {}
         if cause.details and isinstance(cause.details[0], dict):
             details = cause.details[0]
+        # A 2xx that could not be read is no "no": the provider probably acted, so the
+        # outcome is looked up, never taken as a definite refusal.
+        answered_2xx = isinstance(details.get("http_status"), int) and (
+            200 <= details["http_status"] < 300
+        )
         return ProviderFailure(
             error_type=cause.type or "ApplicationError",
             message=details.get("message") or cause.message,
-            final=cause.non_retryable or cause.type in policies.FINAL_ERROR_TYPES,
+            final=not answered_2xx
+            and (cause.non_retryable or cause.type in policies.FINAL_ERROR_TYPES),
             response_code=details.get("response_code"),
             gateway_code=details.get("gateway_code"),
         )
@@ -100,10 +106,18 @@ def read_failure(err: ActivityError) -> ProviderFailure:
 
 
 class Provider:
-    def __init__(self, key: str, customer_id: str | None, correlation_id: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        customer_id: str | None,
+        correlation_id: str,
+        status_step: Callable[[int], str] = ids.status_step,
+    ) -> None:
         self.key = key
         self.customer_id = customer_id
         self.correlation_id = correlation_id
+        # How the n-th look-up's transactionId step is named (one series per workflow).
+        self._status_step = status_step
         self._status_count = 0
         self._list_count = 0
         # Set when a cancellation arrived during a shielded money call: the workflow raises
@@ -115,7 +129,7 @@ class Provider:
 
     def next_status_tid(self) -> str:
         self._status_count += 1
-        return self.tid(ids.status_step(self._status_count))
+        return self.tid(self._status_step(self._status_count))
 
     def next_list_tid(self) -> str:
         self._list_count += 1

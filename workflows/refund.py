@@ -22,6 +22,8 @@ by a look-up (REFUNDED is success), then retried after a backoff with the very s
 
 from __future__ import annotations
 
+import functools
+
 from temporalio import workflow
 
 from . import ids, journal, policies
@@ -58,6 +60,7 @@ class RefundWorkflow:
             key=refund.payment_id,
             customer_id=refund.customer_id,
             correlation_id=ids.payment_correlation_id(refund.payment_id),
+            status_step=functools.partial(ids.refund_status_step, refund.attempt),
         )
         self.resolutions: list[ResolveCommand] = []
 
@@ -105,6 +108,9 @@ class RefundWorkflow:
             if await self._confirmed_refunded():
                 return True
             if err.failure.final:
+                # Ayoconnect said no to this transactionId and replays that answer: a new run
+                # asking again needs the next attempt's step.
+                self.state.step_spent = True
                 self._fail(f"refund failed: {err}", err.failure.error_type)
                 return True
             self.state.last_error = f"refund failed: {err}"
@@ -131,8 +137,15 @@ class RefundWorkflow:
         """Rounds spent without an answer: wait for ops. True if they closed it."""
         why = f"no definite refund answer after {self.state.rounds} rounds: {self.state.last_error}"
         self._finish(RefundStatus.NEEDS_ATTENTION, why)
-        await workflow.wait_condition(lambda: bool(self.resolutions))
-        command = self.resolutions.pop(0)
+        while True:
+            await workflow.wait_condition(lambda: bool(self.resolutions))
+            command = self.resolutions.pop(0)
+            refusal = None
+            if command.action == "close" and not command.force:
+                refusal = await self._close_refusal(command)
+            if refusal is None:
+                break
+            journal.ignore(self.state.ignored, "resolve", refusal)
         who = command.resolved_by or "ops"
         if command.action == "close":
             assert command.status is not None
@@ -140,6 +153,22 @@ class RefundWorkflow:
             return True
         self._finish(RefundStatus.PENDING, f"refund retried (resolved by {who})")
         return False
+
+    async def _close_refusal(self, command: ResolveCommand) -> str | None:
+        """Why ops cannot close the refund as they say: the provider's status contradicts it
+        (REFUNDED needs the provider to show it refunded, FAILED that it is not), or it cannot
+        be read now. ``force`` with a note skips this check."""
+        try:
+            payment = await self.provider.status(invoice_number=self.input.invoice_number)
+        except ProviderError as err:
+            return f"the provider's status cannot be read right now ({err}): retry or force"
+        refunded = payment.status is Wire.REFUNDED
+        if refunded == (command.status is PaymentStatus.REFUNDED):
+            return None
+        return (
+            f"the provider shows this payment {payment.status.value}, which contradicts closing "
+            f"the refund {command.status}: close with what the provider shows, or force it"
+        )
 
     def _refundable(self, payment: PaymentDetail) -> bool:
         if payment.status is Wire.REFUNDED:

@@ -26,12 +26,20 @@ the steps after the charge (``PaymentWorkflow._after_charge``, ``merchant.confir
 late-result watch (``charging.watch_late_result``), one compensation attempt
 (``compensation._attempt``) and one refund round (``RefundWorkflow._round``).
 
-No patch is live yet.
+Live patches:
+
+- ``COMPENSATION_LOOK_FIRST_202612``: a compensating refund looks the payment up before it
+  sends (already refunded: done, no request). Payments that waited in NEEDS_ATTENTION across
+  the deploy replay their earlier attempts without the look-up. Deprecate once no payment
+  started before 2026-12 can still wait for ops.
 """
 
 from __future__ import annotations
 
 from temporalio import workflow
+
+
+COMPENSATION_LOOK_FIRST_202612 = "compensation-look-first-202612"
 
 
 def changed(patch_id: str) -> bool:

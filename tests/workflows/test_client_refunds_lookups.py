@@ -272,7 +272,7 @@ async def test_resolve_close_refused_then_forced(env, task_queue, fake, kartu, k
 async def test_resolve_a_refund_by_signal(env, task_queue, fake, kartu, key):
     await paid(env, task_queue, key)
     for n in range(1, policies.REFUND_MAX_ROUNDS + 1):
-        fake.script(f"payment_status:{key}-s{n}", *[transient_error() for _ in range(5)])
+        fake.script(f"payment_status:{key}-r1{n}", *[transient_error() for _ in range(5)])
     started = await kartu.refund(key, wait=False)
     assert started.status is RefundStatus.PENDING
     with pytest.raises(ActionRefused, match="nothing to resolve"):

@@ -55,7 +55,9 @@ async def test_cancel_after_paid_refunds(env, task_queue, fake, key):
     assert refund.request.transactionId == f"{key}-rfd"
     assert refund.request.reason == WIRE_REASON["refund"]  # fixed: a retry sends the same body
     assert state.history[-1].reason == "payment cancelled"
+    # The history before and after the compensation's look-first patch: both must replay.
     await save_history(handle, "direct_cancelled_refunded")
+    await save_history(handle, "direct_cancelled_refunded_look_first")
 
 
 async def test_cancel_while_authorized_voids(env, task_queue, fake, key):

@@ -274,7 +274,7 @@ async def test_refund_that_took_effect_unseen_ends_refunded(env, task_queue, fak
     # too: Kartu must not say FAILED over money that went back; the next round sees REFUNDED.
     invoice = await paid(env, task_queue, key)
     fake.lose_answer(f"refund:{key}-rfd", *[transient_error() for _ in range(8)])
-    fake.script(f"payment_status:{key}-s3", *[transient_error() for _ in range(5)])
+    fake.script(f"payment_status:{key}-r13", *[transient_error() for _ in range(5)])
     state = await finish(env, await start_refund(env, task_queue, refund_input(key, invoice)))
     assert state.status is RefundStatus.REFUNDED
     assert "already refunded" in state.history[-1].reason
@@ -284,7 +284,7 @@ async def test_refund_that_took_effect_unseen_ends_refunded(env, task_queue, fak
 async def test_refund_without_answer_for_days_waits_for_ops(env, task_queue, fake, key):
     invoice = await paid(env, task_queue, key)
     for n in range(1, policies.REFUND_MAX_ROUNDS + 1):
-        fake.script(f"payment_status:{key}-s{n}", *[transient_error() for _ in range(5)])
+        fake.script(f"payment_status:{key}-r1{n}", *[transient_error() for _ in range(5)])
     handle = await start_refund(env, task_queue, refund_input(key, invoice))
     await env.sleep(timedelta(days=4))
     state = await wait_for(handle, lambda s: s.status is RefundStatus.NEEDS_ATTENTION, RefundState)
