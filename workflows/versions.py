@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-
 COMPENSATION_LOOK_FIRST_202612 = "compensation-look-first-202612"
 
 
