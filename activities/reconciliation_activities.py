@@ -230,18 +230,21 @@ class ReconciliationActivities:
             provider_status=item.provider_status,
             reconciliation_id=reconciliation_id,
         )
+        signalled = ""
         if item.running:
             try:
                 await self.temporal.get_workflow_handle(item.workflow_id).signal(
                     "reconcile_difference", difference
                 )
                 # The payment records it and asks the provider again wherever it waits.
-                return f"signalled {item.workflow_id} (reconcile_difference)"
+                signalled = f"signalled {item.workflow_id} (reconcile_difference); "
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
-                # Closed since it was listed: a review instead.
-        return await self._review(item, difference)
+                # Closed since it was listed: the review alone.
+        # Raised for ops too, running or not: a difference that survived the re-check is
+        # never left to a payment's own state, where no NEEDS_ATTENTION search finds it.
+        return signalled + await self._review(item, difference)
 
     async def _review(self, item: RaiseItem, difference: ReconcileDifference) -> str:
         review_id = review_workflow_id(item.payment_id)

@@ -174,7 +174,8 @@ async def expire(core: PaymentCore) -> None:
 
 
 async def confirm_provider_void(core: PaymentCore) -> None:
-    """A callback said the provider voided the hold: EXPIRED if the status API agrees."""
+    """A callback (or reconciliation) said the provider moved the hold: the status API decides
+    (VOIDED: EXPIRED; another status is applied as it is)."""
     async with core.lock:
         core.provider_void_hint = False
         if core.status is not PaymentStatus.AUTHORIZED:
@@ -182,7 +183,10 @@ async def confirm_provider_void(core: PaymentCore) -> None:
         detail = await core.confirm()
         if detail is None or detail.status is Wire.AUTHORIZED:
             shown = detail.status.value if detail else "nothing"
-            core.ignore("payment_callback", f"callback said VOIDED, the status API says {shown}")
+            core.ignore(
+                "provider hint",
+                f"a callback or reconciliation said the hold moved; the status API says {shown}",
+            )
             return
         if detail.status is Wire.VOIDED:
             core.transition(PaymentStatus.EXPIRED, "authorization voided by the provider")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from . import policies
+from . import ids, policies
 from .compensation import compensate
 from .payment_core import PaymentCore
 from .provider import ProviderError
@@ -111,6 +111,9 @@ async def await_provider_answer(core: PaymentCore, why: str | None = None) -> No
         core.transition(PaymentStatus.PENDING_PROVIDER, reason)
     delays = policies.provider_poll_delays(core.input.provider_poll_max)
     while core.status is PaymentStatus.PENDING_PROVIDER:
+        if core.provider.lookups_left() <= policies.LOOKUPS_KEPT_FOR_OPS:
+            await _ops_decide_unknown(core)
+            break
         if not core.woken():
             try:
                 await workflow.wait_condition(
@@ -128,6 +131,22 @@ async def await_provider_answer(core: PaymentCore, why: str | None = None) -> No
     core.state.attention_reason = None
     if core.status is PaymentStatus.FAILED and core.state.decline_reason == NO_RECORD:
         await watch_late_result(core)
+
+
+async def _ops_decide_unknown(core: PaymentCore) -> None:
+    """Asked so often that this payment's look-up ids are nearly spent (at the default 1 h
+    interval: more than a year): ops establish the outcome and close it (checked against the
+    provider with the look-ups kept for that, or forced with a note)."""
+    asked = ids.MAX_LOOKUPS - core.provider.lookups_left()
+    why = f"no definite answer from the provider after {asked} look-ups: ops decide"
+    core.state.attention_reason = why
+    core.transition(PaymentStatus.NEEDS_ATTENTION, why)
+    while core.status is PaymentStatus.NEEDS_ATTENTION:
+        command = await core.next_resolution()
+        if command.action == "close":
+            core.close_by_ops(command)
+        else:
+            core.ignore("resolve", "nothing to retry: close with the status the provider shows")
 
 
 async def watch_late_result(core: PaymentCore) -> None:

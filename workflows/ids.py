@@ -110,10 +110,13 @@ def status_step(n: int) -> str:
     return _counted("s", n)
 
 
+MAX_REFUND_LOOKUPS = 999
+
+
 def refund_status_step(attempt: int, n: int) -> str:
     """The Refund workflow's look-ups, ``r<attempt><n>``: apart from the payment workflow's
     ``s<n>`` and from other refund runs', so every request has its own transactionId."""
-    if not 1 <= n <= 999:
+    if not 1 <= n <= MAX_REFUND_LOOKUPS:
         raise ValueError("refund look-up counter must be between 1 and 999")
     return f"r{attempt}{n}"
 
@@ -123,9 +126,12 @@ def list_step(n: int) -> str:
     return _counted("l", n)
 
 
+# A 26-character key leaves 5 characters for a look-up step: a prefix and up to 4 digits.
+MAX_LOOKUPS = 9999
+
+
 def _counted(prefix: str, n: int) -> str:
-    # A 26-character key leaves 5 characters: prefix + up to 4 digits.
-    if not 1 <= n <= 9999:
+    if not 1 <= n <= MAX_LOOKUPS:
         raise ValueError("look-up counter must be between 1 and 9999")
     return f"{prefix}{n}"
 

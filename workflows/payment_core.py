@@ -326,6 +326,8 @@ class PaymentCore:
 
     async def look_up(self) -> LookUp:
         """The status API's view, telling "no record of it" apart from "no answer"."""
+        if self.provider.lookups_left() <= 0:
+            return LookUp(None)  # every look-up id of this payment is spent: unknown
         try:
             if self.state.invoice_number:
                 detail = await self.provider.status(invoice_number=self.state.invoice_number)

@@ -103,6 +103,9 @@ LATE_RESULT_GRACE = timedelta(minutes=15)
 # still shows open). Asked again from this first delay, doubling up to the payment's
 # ``provider_poll_max`` (an hour by default), for as long as it takes.
 PROVIDER_POLL_FIRST = timedelta(minutes=1)
+# Look-up ids a payment keeps for ops' close checks and a compensation once the provider
+# answer poll has used the rest.
+LOOKUPS_KEPT_FOR_OPS = 20
 
 # Refund workflow: rounds of the MONEY call until a definite answer, on a backoff; about three
 # days in all before it waits for ops (NEEDS_ATTENTION).

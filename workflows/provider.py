@@ -112,12 +112,14 @@ class Provider:
         customer_id: str | None,
         correlation_id: str,
         status_step: Callable[[int], str] = ids.status_step,
+        max_lookups: int = ids.MAX_LOOKUPS,
     ) -> None:
         self.key = key
         self.customer_id = customer_id
         self.correlation_id = correlation_id
         # How the n-th look-up's transactionId step is named (one series per workflow).
         self._status_step = status_step
+        self._max_lookups = max_lookups
         self._status_count = 0
         self._list_count = 0
         # Set when a cancellation arrived during a shielded money call: the workflow raises
@@ -126,6 +128,10 @@ class Provider:
 
     def tid(self, step: str) -> str:
         return ids.transaction_id(self.key, step)
+
+    def lookups_left(self) -> int:
+        """Status look-ups this workflow may still make: each has its own transactionId."""
+        return self._max_lookups - self._status_count
 
     def next_status_tid(self) -> str:
         self._status_count += 1

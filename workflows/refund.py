@@ -61,6 +61,7 @@ class RefundWorkflow:
             customer_id=refund.customer_id,
             correlation_id=ids.payment_correlation_id(refund.payment_id),
             status_step=functools.partial(ids.refund_status_step, refund.attempt),
+            max_lookups=ids.MAX_REFUND_LOOKUPS,
         )
         self.resolutions: list[ResolveCommand] = []
 

@@ -98,7 +98,9 @@ def test_up_stops_everything_and_keeps_payments(tmp_path: Path) -> None:
         assert state["status"] == "PAID"
         assert state["amount"] == "12345.67"
         cards = again.kartu("cards", card.customer_id, "--json").json()
-        assert [c["card_token"] for c in cards] == [card.token]
+        assert cards["provider"] == "found"  # Ayoconnect's list, after the restart too
+        assert [c["card_token"] for c in cards["cards"]] == [card.token]
+        assert cards["cards"][0]["status"] == "ACTIVE"
         repeat = again.kartu(*args, "--card-token", card.token, "--json").json()
         assert repeat["invoice_number"] == paid["invoice_number"]
         pids = again.pids

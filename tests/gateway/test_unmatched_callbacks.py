@@ -74,6 +74,13 @@ async def test_a_late_callback_is_stored_checked_and_listed_by_any_gateway(
         "amount": "150000.00",
         "responseCode": "2005401",
     }
+    # The payment's own SUCCESS, arriving after it closed PAID: nothing to store or check.
+    headers = {"Content-Type": "application/json", "X-Authorization": stack.signature()}
+    late = await http.post(CALLBACK_PATH, content=json.dumps(body).encode(), headers=headers)
+    # (or, when the sandbox delivered these very bytes already, a duplicate)
+    assert late.status_code == 200 and late.json()["result"] in ("late", "duplicate"), late.text
+    # One that contradicts what Kartu closed with is stored and checked with the provider.
+    body = {**body, "status": "FAILED", "responseCode": "4005410"}
     raw = await post_raw(http, stack, body)
     stored = callback_workflow_id(f"{key}-pay", hashlib.sha256(raw).hexdigest())
     checked = await stack.client.get_workflow_handle(
@@ -83,8 +90,8 @@ async def test_a_late_callback_is_stored_checked_and_listed_by_any_gateway(
     assert checked.memo.finding == "agrees: Kartu PAID, provider SUCCESS"
 
     entry = await listed(http, stored)
-    assert entry["transaction_id"] == f"{key}-pay" and entry["status"] == "SUCCESS"
-    assert entry["workflow_id"] == state.workflow_id and "not running" in entry["reason"]
+    assert entry["transaction_id"] == f"{key}-pay" and entry["status"] == "FAILED"
+    assert entry["workflow_id"] == state.workflow_id and "closed as PAID" in entry["reason"]
     assert entry["finding"] == checked.memo.finding
 
     # Another gateway, with an empty memory, lists it from Temporal.

@@ -8,6 +8,7 @@ contradicts, and reconciliation's differences acted on.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -294,3 +295,32 @@ async def test_workflow_ids_are_the_refund_and_payment_ids():
     assert refund_workflow_id("abc") == "refund-abc"
     assert payment_workflow_id("abc") == "payment-abc"
     assert RefundState.model_fields["attempt"].default == 1
+
+
+async def test_a_duplicate_resolve_is_answered_and_the_payment_still_closes(
+    env, task_queue, fake, key
+):
+    # Ops resolve twice (a retried CLI call): both are accepted while NEEDS_ATTENTION; the
+    # first closes the payment, the second is answered "nothing to resolve" rather than left
+    # waiting (an update never answered would keep the workflow open forever).
+    fake.script(f"refund:{key}-rfd", REFUND_REFUSED)
+    fake.script(f"confirm_with_merchant:{key}", *[transient_error() for _ in range(50)])
+    _, handle = await start_payment(
+        env.client, task_queue, payment_input(key, confirmation_url=CONFIRM_URL)
+    )
+    await wait_for(handle, lambda s: fake.calls_of("confirm_with_merchant", key))
+    await handle.cancel()
+    await wait_for(handle, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
+    del fake.scripts[f"confirm_with_merchant:{key}"]
+    close = ResolveCommand(
+        action="close", status=PaymentStatus.PAID, force=True, note="merchant keeps it"
+    )
+    answers = await asyncio.gather(
+        handle.execute_update("resolve_payment", close, result_type=ActionResult),
+        handle.execute_update("resolve_payment", close, result_type=ActionResult),
+    )
+    assert sorted(a.outcome for a in answers) == ["refused", "resolved"]
+    [refused] = [a for a in answers if a.outcome == "refused"]
+    assert "nothing to resolve" in (refused.reason or "")
+    with pytest.raises(WorkflowFailureError):
+        await finish(env, handle)  # it closes (cancelled): no handler left waiting

@@ -321,7 +321,7 @@ async def test_a_review_refuses_retry_and_keeps_waiting(
     assert "nothing to retry" in state.ignored[0].reason
 
 
-async def test_a_capture_behind_a_running_payments_back_is_signalled_to_it(
+async def test_a_capture_behind_a_running_payments_back_is_signalled_and_reviewed(
     env: WorkflowEnvironment,
     task_queue: str,
     fake: FakeAyoconnect,
@@ -341,7 +341,9 @@ async def test_a_capture_behind_a_running_payments_back_is_signalled_to_it(
     assert difference.differences == [
         "a capture Kartu does not know of: Kartu says AUTHORIZED, the provider says CAPTURED"
     ]
-    assert difference.raised == f"signalled payment-{key} (reconcile_difference)"
+    assert difference.raised == (
+        f"signalled payment-{key} (reconcile_difference); review review-{key} (NEEDS_ATTENTION)"
+    )
     history = await held.fetch_history()
     signalled = [
         e.workflow_execution_signaled_event_attributes
@@ -352,7 +354,8 @@ async def test_a_capture_behind_a_running_payments_back_is_signalled_to_it(
     sent = signalled[0].input.payloads[0].data.decode()
     assert "a capture Kartu does not know of" in sent and report.reconciliation_id in sent
     assert '"provider_status":"CAPTURED"' in sent
-    assert not await exists(env.client, f"review-{key}")
+    # Ops find it with the one NEEDS_ATTENTION search, whatever the payment does with it.
+    assert await exists(env.client, f"review-{key}")
     # The payment keeps what reconciliation found in its own state.
     state = await wait_for(held, lambda s: s.reconcile_differences)
     assert "a capture Kartu does not know of" in state.reconcile_differences[0]
