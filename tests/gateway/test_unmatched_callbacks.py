@@ -87,7 +87,10 @@ async def test_a_late_callback_is_stored_checked_and_listed_by_any_gateway(
         stored, result_type=UnmatchedCallbackState
     ).result()
     assert checked.verdict is Verdict.AGREE
-    assert checked.memo.finding == "agrees: Kartu PAID, provider SUCCESS"
+    assert checked.memo.finding == (
+        "agrees: Kartu PAID, provider SUCCESS; "
+        "the callback said FAILED, the provider's status API says SUCCESS"
+    )
 
     entry = await listed(http, stored)
     assert entry["transaction_id"] == f"{key}-pay" and entry["status"] == "FAILED"
