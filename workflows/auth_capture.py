@@ -38,10 +38,16 @@ class AuthCapturePaymentWorkflow(PaymentWorkflow):
 
     @workflow.run
     async def run(self, payment: PaymentInput) -> PaymentState:
-        # authorize (and 3DS) → deadline check → merchant confirmation → hold until settled.
-        return await self._lifecycle(then=self._hold_authorization)
+        async with self._compensated_if_cancelled():
+            await self._charge()
+            if await self._kept_after_deadline():
+                await self._confirm_with_merchant()
+                await self._hold_authorization()
+        return self.core.state
 
     async def _hold_authorization(self) -> None:
+        """Until captured or voided (signal, update, or the capture policy a margin before
+        expiry), or the window ends: then the provider is asked and the hold released."""
         core = self.core
         expires_at = core.state.authorization_expires_at
         if core.status is not PaymentStatus.AUTHORIZED or expires_at is None:

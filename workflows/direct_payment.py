@@ -23,5 +23,8 @@ class DirectPaymentWorkflow(PaymentWorkflow):
 
     @workflow.run
     async def run(self, payment: PaymentInput) -> PaymentState:
-        # charge (and 3DS) → deadline check → merchant confirmation; see PaymentWorkflow.
-        return await self._lifecycle()
+        async with self._compensated_if_cancelled():
+            await self._charge()
+            if await self._kept_after_deadline():
+                await self._confirm_with_merchant()
+        return self.core.state

@@ -21,7 +21,8 @@ ends as cancelled with the compensated state queryable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -58,38 +59,48 @@ class PaymentWorkflow:
     def _setup(self, payment: PaymentInput, flow: PaymentFlow) -> None:
         self.core = PaymentCore(payment, flow)
 
-    # --- the skeleton -----------------------------------------------------------------------
+    # --- the steps each lifecycle's ``run`` lists ----------------------------------------------
 
-    async def _lifecycle(self, then: Callable[[], Awaitable[None]] | None = None) -> PaymentState:
+    @contextlib.asynccontextmanager
+    async def _compensated_if_cancelled(self) -> AsyncIterator[None]:
+        """The payment's steps run inside: a cancel at any point releases the money that moved
+        (``_compensate_cancelled``), and the workflow ends only once every handler is done."""
         core = self.core
         core.start()
         try:
             # A cancel that arrived with the start is delivered at this first wait, before a
             # charge could be sent: a payment cancelled before its first step never charges.
             await workflow.wait_condition(lambda: True)
-            await charging.charge(core)
-            await self._after_charge()
-            if then is not None:
-                await then()
+            yield
             core.raise_if_cancelled()  # a cancel absorbed by a shielded call at the very end
         except asyncio.CancelledError:
             await self._compensate_cancelled()
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return core.state
 
-    async def _after_charge(self) -> None:
-        """A late success is released at once; a merchant who refuses gets its money back."""
+    async def _charge(self) -> None:
+        """PAY or AUTHORIZE, the 3DS challenge if the issuer asks, then the provider's final
+        word (PENDING_PROVIDER until it comes): PAID / AUTHORIZED / DECLINED / FAILED."""
+        await charging.charge(self.core)
+
+    async def _kept_after_deadline(self) -> bool:
+        """True when money moved and stays; a success past the payment's deadline is released
+        at once (and only then does ``first_outcome`` answer)."""
         core = self.core
         if core.status not in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
-            return
+            return False
         if core.past_deadline():
             async with core.lock:
                 await compensate(core, "charge succeeded after the payment's deadline")
-            return
+            return False
         core.money_kept = True
-        await merchant.confirm(core)
+        return True
+
+    async def _confirm_with_merchant(self) -> None:
+        """If the payment has a confirmation URL: a refusal refunds (voids), an endpoint that
+        never answers leaves NEEDS_ATTENTION with the money kept."""
+        await merchant.confirm(self.core)
 
     async def _compensate_cancelled(self) -> None:
         core = self.core

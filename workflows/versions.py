@@ -22,7 +22,7 @@ The likeliest changes, already kept in one place each: the 3DS poll schedule
 (``policies.challenge_poll_delays``), activity options (``policies``; options are not part of the
 replayed command sequence, so they change freely; so are timer durations such as
 ``LATE_RESULT_GRACE`` or the refund round delays), and one function per step that may change:
-the steps after the charge (``PaymentWorkflow._after_charge``, ``merchant.confirm``), the
+the steps after the charge (``PaymentWorkflow._kept_after_deadline``, ``merchant.confirm``), the
 late-result watch (``charging.watch_late_result``), one compensation attempt
 (``compensation._attempt``) and one refund round (``RefundWorkflow._round``).
 

@@ -51,7 +51,12 @@ class AuthCaptureWithHoldCheck(AuthCapturePaymentWorkflow):
 
     @workflow.run
     async def run(self, payment: PaymentInput) -> PaymentState:
-        return await self._lifecycle(then=self._checked_hold)
+        async with self._compensated_if_cancelled():
+            await self._charge()
+            if await self._kept_after_deadline():
+                await self._confirm_with_merchant()
+                await self._checked_hold()
+        return self.core.state
 
     async def _checked_hold(self) -> None:
         # Step 2: branch where the command sequence changes. Decided where the hold begins,
@@ -67,7 +72,12 @@ class AuthCaptureWithUnguardedHoldCheck(AuthCapturePaymentWorkflow):
 
     @workflow.run
     async def run(self, payment: PaymentInput) -> PaymentState:
-        return await self._lifecycle(then=self._checked_hold)
+        async with self._compensated_if_cancelled():
+            await self._charge()
+            if await self._kept_after_deadline():
+                await self._confirm_with_merchant()
+                await self._checked_hold()
+        return self.core.state
 
     async def _checked_hold(self) -> None:
         await confirm_hold(self)
