@@ -312,9 +312,21 @@ class PaymentState(KartuModel):
         )
 
 
+class RegistrationCustomer(Customer):
+    """The customer inside a registration payload: the wire model's rules, but a field a newer
+    client adds is dropped, not refused (rolling deploys). Input is checked strictly at the
+    edges first (gateway schemas, KartuClient), and the webview request sends a plain
+    ``Customer``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    def wire(self) -> Customer:
+        return Customer.model_validate(self.model_dump())
+
+
 class RegistrationInput(KartuModel):
     registration_id: str
-    customer: Customer
+    customer: RegistrationCustomer
     redirect_url: Url
     failed_redirect_url: Url | None = None
     # How long past the webview's expiresAt to wait for a late binding callback.
@@ -324,6 +336,14 @@ class RegistrationInput(KartuModel):
     @classmethod
     def _registration_id(cls, value: str) -> str:
         return validate_key(value, "registrationId")
+
+    @field_validator("customer", mode="before")
+    @classmethod
+    def _customer(cls, value: object) -> object:
+        # A wire ``Customer`` (what callers build) is taken as its fields.
+        if isinstance(value, Customer) and not isinstance(value, RegistrationCustomer):
+            return value.model_dump()
+        return value
 
 
 class WebviewInfo(KartuModel):

@@ -93,7 +93,7 @@ class CardRegistrationWorkflow:
     async def _open_webview(self) -> bool:
         request = GenerateWebviewRequest(
             transactionId=self.transaction_id,
-            customer=self.input.customer,
+            customer=self.input.customer.wire(),
             redirectUrl=self.input.redirect_url,
             failedRedirectUrl=self.input.failed_redirect_url,
         )

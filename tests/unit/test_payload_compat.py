@@ -191,21 +191,9 @@ def test_payload_from_a_newer_side_decodes_with_the_added_fields_dropped(example
     assert "added_in_v2" not in decoded.model_dump()
 
 
-# ``RegistrationInput.customer`` is the wire model ``ayoconnect.models.Customer`` (a
-# ``WireModel``, extra="forbid"): a field a newer client adds to the customer is refused by an
-# older worker, and the registration cannot start during the deploy. Reported to the lead;
-# ``KNOWN_STRICT_NESTED`` below lists it too. Remove the mark once the payload tolerates it.
-CUSTOMER_STRICT = pytest.mark.xfail(
-    strict=True, reason="BUG: RegistrationInput.customer (ayoconnect Customer) forbids extras"
-)
-
-
 @pytest.mark.parametrize(
     "example",
-    [
-        pytest.param(e, marks=CUSTOMER_STRICT) if isinstance(e, RegistrationInput) else e
-        for e in EXAMPLES
-    ],
+    EXAMPLES,
     ids=lambda e: type(e).__name__,
 )
 def test_nested_objects_from_a_newer_side_decode_too(example: KartuModel):
@@ -242,13 +230,14 @@ def strict_nested_models() -> set[str]:
     return found
 
 
-# The known gap (see CUSTOMER_STRICT): empty this set when it is fixed.
-KNOWN_STRICT_NESTED = {"RegistrationInput.customer: Customer"}
+# A nested model that refuses unknown fields would make its whole payload refuse them.
+KNOWN_STRICT_NESTED: set[str] = set()
 
 
 def test_no_other_workflow_payload_nests_a_strict_model():
     """Workflow payloads of ``workflows.models``, ``reconciliation_models`` and ``lookups``:
-    every model they carry tolerates unknown fields, but for the one known gap."""
+    every model they carry tolerates unknown fields (``RegistrationInput.customer`` is the
+    tolerant ``RegistrationCustomer``, no longer the strict wire ``Customer``)."""
     assert strict_nested_models() == KNOWN_STRICT_NESTED
 
 
