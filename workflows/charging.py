@@ -231,7 +231,7 @@ async def _decide_after_failed_charge(core: PaymentCore, err: ProviderError) -> 
     try:
         detail = await core.provider.status(original_transaction_id=core.charge_transaction_id)
     except ProviderError as lookup:
-        if lookup.failure.error_type == "NotFoundError" and err.failure.final:
+        if lookup.failure.not_found and err.failure.final:
             # Ayoconnect answered the charge with a "no" and has no record of it.
             core.fail_from_error(err.failure)
             await watch_late_result(core)

@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
 
 LOOKUP_PREFIX = "lookup-"
 LookupOutcome = Literal["found", "unknown", "unavailable"]
-_NOT_FOUND = "NotFoundError"
 _KEY_TAIL = re.compile(r"^[A-Za-z0-9_]{24,}\Z")
 
 
@@ -92,7 +91,7 @@ class ProviderCardsView(KartuModel):
 
 
 def _not_answered(err: ProviderError) -> tuple[LookupOutcome, str]:
-    if err.failure.error_type == _NOT_FOUND:
+    if err.failure.not_found:
         return "unknown", f"unknown at the provider: {err.failure.message}"
     return "unavailable", f"the provider gave no answer: {err}"
 

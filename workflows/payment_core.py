@@ -337,11 +337,8 @@ class PaymentCore:
                 )
         except ProviderError as err:
             workflow.logger.warning("status look-up failed: %s", err)
-            return LookUp(None, not_found=err.failure.error_type == NOT_FOUND)
+            return LookUp(None, not_found=err.failure.not_found)
         return LookUp(detail)
-
-
-NOT_FOUND = "NotFoundError"
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
+NOT_FOUND = "NotFoundError"
+
 
 @dataclass(frozen=True)
 class ProviderFailure:
@@ -62,6 +64,11 @@ class ProviderFailure:
     @property
     def declined(self) -> bool:
         return self.error_type == "DeclinedError"
+
+    @property
+    def not_found(self) -> bool:
+        """Ayoconnect answered that it has no such payment (or customer): a definite answer."""
+        return self.error_type == NOT_FOUND
 
     def describe(self) -> str:
         code = f" ({self.gateway_code or self.response_code})" if self._has_code else ""
