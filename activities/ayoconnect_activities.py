@@ -47,7 +47,7 @@ from .errors import invalid_request, to_application_error
 
 T = TypeVar("T")
 
-HEARTBEAT_EVERY = timedelta(seconds=5)
+HEARTBEAT_EVERY = timedelta(seconds=1)
 # A charge found by look-up in these states lacks what the workflow needs (3DS URL, decline code).
 _STORED_ANSWER_NEEDED = frozenset({PaymentStatus.AUTHENTICATION_IN_PROGRESS, PaymentStatus.FAILED})
 MERCHANT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)

@@ -55,6 +55,10 @@ def _retry(initial: float, maximum: float, attempts: int) -> RetryPolicy:
 
 
 # The client's read timeout is 15 s and a money call may make two requests (look-up + send).
+# Money calls heartbeat every second (``HEARTBEAT_EVERY`` in the activities): a worker that dies
+# mid-call is noticed within the heartbeat timeout and the call is retried on another worker,
+# so a worker's death delays its in-flight payments by seconds, not by the start-to-close.
+MONEY_HEARTBEAT = timedelta(seconds=5)
 READ = ActivityOptions(
     start_to_close=timedelta(seconds=40),
     schedule_to_close=timedelta(minutes=2),
@@ -69,13 +73,13 @@ MONEY = ActivityOptions(
     start_to_close=timedelta(seconds=60),
     schedule_to_close=timedelta(minutes=10),
     retry=_retry(2, 60, 8),
-    heartbeat=timedelta(seconds=30),
+    heartbeat=MONEY_HEARTBEAT,
 )
 COMPENSATION = ActivityOptions(
     start_to_close=timedelta(seconds=60),
     schedule_to_close=timedelta(hours=24),
     retry=_retry(5, 600, 0),  # bounded by schedule-to-close, not by a count
-    heartbeat=timedelta(seconds=30),
+    heartbeat=MONEY_HEARTBEAT,
 )
 UNBIND = ActivityOptions(
     start_to_close=timedelta(seconds=40),
@@ -86,7 +90,7 @@ MERCHANT = ActivityOptions(
     start_to_close=timedelta(seconds=30),
     schedule_to_close=timedelta(minutes=10),
     retry=_retry(2, 60, 8),
-    heartbeat=timedelta(seconds=20),
+    heartbeat=MONEY_HEARTBEAT,
 )
 
 # 3DS challenge: poll the status API on this backoff while waiting for the callback.
