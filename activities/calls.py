@@ -2,6 +2,11 @@
 
 The workflow chooses every id (transactionId, look-up transactionId, correlation id), so a
 retried activity sends exactly what the first attempt sent.
+
+Rolling deploys: an envelope drops a field a newer worker added (its ids and wire request still
+decode), but the wire request inside stays strict (``WireModel``): an older worker refuses a
+request carrying a field it does not know rather than send Ayoconnect a request other than the
+one the workflow decided; the activity's retry then lands on a newer worker.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ayoconnect.models import (
 
 
 class CallModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
 class WebviewCall(CallModel):
