@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import PaymentStatus as Wire
 
     from .models import (
-        AWAITING_PROVIDER,
         MAX_CAPTURE_RATIO,
         ActionResult,
         CaptureCommand,
@@ -94,7 +93,7 @@ async def charge_decided(core: PaymentCore) -> None:
     """Handlers act only once the charge is decided. Waiting (even when it already is) also
     lets the workflow take in an activity result that came in the same workflow task first,
     whatever order the SDK hands the two over in."""
-    await workflow.wait_condition(lambda: core.status not in AWAITING_PROVIDER)
+    await workflow.wait_condition(lambda: not core.awaiting_answer)
 
 
 async def capture(core: PaymentCore, command: CaptureCommand, source: str) -> ActionResult:

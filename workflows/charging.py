@@ -14,9 +14,11 @@ success found then is refunded or voided at once.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from temporalio import workflow
 
-from . import ids, policies
+from . import ids, policies, versions
 from .compensation import compensate
 from .payment_core import PaymentCore
 from .provider import ProviderError
@@ -25,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import CreateChargeRequest, Operation, Order, PaymentCallback
     from ayoconnect.models import PaymentStatus as Wire
 
-    from .models import AWAITING_PROVIDER, UNDECIDED, PaymentFlow, PaymentStatus
+    from .models import UNDECIDED, PaymentFlow, PaymentStatus
 
 # Ayoconnect answered and the answer says no charge exists: no look-up needed.
 _NO_CHARGE = frozenset({"DeclinedError", "RuleViolationError"})
@@ -103,21 +105,40 @@ async def settle_challenge(core: PaymentCore) -> None:
 async def await_provider_answer(core: PaymentCore, why: str | None = None) -> None:
     """No terminal state without a definite provider answer: PENDING_PROVIDER, asking again on
     a long backoff (a callback wakes it) until the provider says paid, authorized or failed.
+    Past the payment's ``provider_attention_after`` it is NEEDS_ATTENTION (ops are told, and
+    may close it, checked against the provider) and goes on asking all the same.
 
     Resumable: a cancel while waiting calls it again and it goes on asking."""
-    if core.status is not PaymentStatus.PENDING_PROVIDER:
+    s = core.state
+    if s.provider_answer_awaited_since is None:
+        s.provider_answer_awaited_since = workflow.now()
         reason = f"{why or 'no definite answer'}: the provider's final word is awaited"
-        core.state.attention_reason = reason
+        s.attention_reason = reason
         core.transition(PaymentStatus.PENDING_PROVIDER, reason)
+    attention_at = s.provider_answer_awaited_since + core.input.provider_attention_after
     delays = policies.provider_poll_delays(core.input.provider_poll_max)
-    while core.status is PaymentStatus.PENDING_PROVIDER:
+    while core.status in _STILL_ASKING:
         if core.provider.lookups_left() <= policies.LOOKUPS_KEPT_FOR_OPS:
             await _ops_decide_unknown(core)
             break
-        if not core.woken():
+        if core.status is PaymentStatus.PENDING_PROVIDER and workflow.now() >= attention_at:
+            if versions.changed(versions.PROVIDER_ATTENTION_202612):
+                _tell_ops_still_unknown(core)
+            else:
+                attention_at = _NEVER  # started before the change: stays PENDING_PROVIDER
+        if core.status is PaymentStatus.NEEDS_ATTENTION:
+            command = await core.take_resolution()
+            if command is not None and command.action == "close":
+                core.close_by_ops(command)
+                break
+            # A ``retry`` asks the provider now (as a callback would); so does a refused close.
+        elif not core.woken():
+            wait = next(delays)
+            if core.status is PaymentStatus.PENDING_PROVIDER and attention_at is not _NEVER:
+                wait = min(wait, attention_at - workflow.now())
             try:
                 await workflow.wait_condition(
-                    core.woken, timeout=next(delays), timeout_summary="provider answer poll"
+                    core.woken, timeout=wait, timeout_summary="provider answer poll"
                 )
             except TimeoutError:
                 pass
@@ -126,11 +147,51 @@ async def await_provider_answer(core: PaymentCore, why: str | None = None) -> No
         if found.detail is not None:
             core.apply_status(found.detail, source="status API, after waiting for it")
         elif found.not_found:
-            core.state.decline_reason = NO_RECORD
+            s.decline_reason = NO_RECORD
             core.transition(PaymentStatus.FAILED, NO_RECORD)
-    core.state.attention_reason = None
-    if core.status is PaymentStatus.FAILED and core.state.decline_reason == NO_RECORD:
+        if core.status is PaymentStatus.NEEDS_ATTENTION and not core.resolutions:
+            await _until_next_poll_or_ops(core, next(delays))
+    answered = s.provider_answer_awaited_since is not None
+    s.provider_answer_awaited_since = None
+    if answered:
+        s.attention_reason = None
+    if core.status is PaymentStatus.FAILED and s.decline_reason == NO_RECORD:
         await watch_late_result(core)
+
+
+# PENDING_PROVIDER, and NEEDS_ATTENTION once it took too long (ops told, Kartu still asking).
+_STILL_ASKING = frozenset({PaymentStatus.PENDING_PROVIDER, PaymentStatus.NEEDS_ATTENTION})
+# Marks an execution that passed its attention age before the change (see versions.py).
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _ops_answered(core: PaymentCore) -> bool:
+    return core.status is PaymentStatus.NEEDS_ATTENTION and bool(core.resolutions)
+
+
+async def _until_next_poll_or_ops(core: PaymentCore, delay: timedelta) -> None:
+    """NEEDS_ATTENTION while asking: the next look-up comes after ``delay``, or sooner when a
+    callback wakes it or ops resolve."""
+    try:
+        await workflow.wait_condition(
+            lambda: core.woken() or _ops_answered(core),
+            timeout=delay,
+            timeout_summary="provider answer poll",
+        )
+    except TimeoutError:
+        pass
+
+
+def _tell_ops_still_unknown(core: PaymentCore) -> None:
+    since = core.state.provider_answer_awaited_since
+    assert since is not None
+    hours = int((workflow.now() - since).total_seconds() // 3600)
+    why = (
+        f"no definite answer from the provider for {hours} h: Kartu keeps asking; close it "
+        "with the status the provider shows (checked), or force it with a note"
+    )
+    core.state.attention_reason = why
+    core.transition(PaymentStatus.NEEDS_ATTENTION, why)
 
 
 async def _ops_decide_unknown(core: PaymentCore) -> None:
@@ -201,7 +262,7 @@ def on_payment_callback(core: PaymentCore, callback: PaymentCallback) -> None:
         # card window): a hint only, the hold loop asks the status API before it believes it.
         core.provider_void_hint = True
         return
-    if core.status not in AWAITING_PROVIDER and not watching_late_result(core):
+    if not core.awaiting_answer and not watching_late_result(core):
         core.ignore(
             "payment_callback",
             f"payment already {core.status.value}: duplicate or late callback",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from temporalio import workflow
 
-from . import ids, policies, versions
+from . import ids, payment_metrics, policies, versions
 from .payment_core import PaymentCore
 from .provider import ProviderError
 
@@ -70,6 +70,7 @@ async def compensate(
             return
         pending = core.pending = PendingCompensation(kind, reason, success_status)
         core.state.pending_compensation = "refund" if kind == "refund" else "void"
+        payment_metrics.compensation_started(core.state, kind)
         done = await _attempt(core, pending)
     elif core.status is PaymentStatus.NEEDS_ATTENTION:
         workflow.logger.info("%s: a compensation already awaits ops, still waiting", reason)

@@ -23,6 +23,7 @@ DEFAULT_CHALLENGE_WINDOW = timedelta(seconds=300)
 MAX_CHALLENGE_WINDOW = timedelta(minutes=30)
 DEFAULT_POLICY_MARGIN = timedelta(hours=1)
 DEFAULT_PROVIDER_POLL_MAX = timedelta(hours=1)
+DEFAULT_PROVIDER_ATTENTION_AFTER = timedelta(hours=24)
 # Ayoconnect retries a callback after 1, 2 and 5 minutes: wait through all of them.
 DEFAULT_WEBVIEW_MARGIN = timedelta(minutes=10)
 # Ayoconnect refuses a capture above 120 % of the authorized amount [doc].
@@ -150,6 +151,8 @@ class PaymentInput(KartuModel):
     # While the provider gives no definite answer (PENDING_PROVIDER), Kartu asks again on a
     # backoff that grows to this interval, for as long as it takes.
     provider_poll_max: timedelta = DEFAULT_PROVIDER_POLL_MAX
+    # Still no answer after this long: NEEDS_ATTENTION (ops are told), and Kartu keeps asking.
+    provider_attention_after: timedelta = DEFAULT_PROVIDER_ATTENTION_AFTER
     # Aware only: a naive datetime cannot be compared with workflow time.
     deadline: AwareDatetime | None = None
 
@@ -167,6 +170,7 @@ class PaymentInput(KartuModel):
             "challenge_window",
             "capture_policy_margin",
             "provider_poll_max",
+            "provider_attention_after",
         ):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"{name} must be positive")
@@ -283,6 +287,9 @@ class PaymentState(KartuModel):
     pending_compensation: Literal["refund", "void"] | None = None
     # Until then, a late success of a charge Kartu ended undecided is still watched for.
     late_result_watch_until: datetime | None = None
+    # Since then Kartu has been asking the provider for its final word on the charge
+    # (PENDING_PROVIDER, then NEEDS_ATTENTION once it took too long); None once it answered.
+    provider_answer_awaited_since: datetime | None = None
     callbacks_received: int = 0
     # What reconciliation found this payment and the provider's ledger disagree on (bounded).
     reconcile_differences: list[str] = Field(default_factory=list)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
-from . import ids, journal, policies
+from . import ids, journal, payment_metrics, policies
 from . import search_attributes as sa
 from .provider import Provider, ProviderError, ProviderFailure
 from .provider_time import aware_or_none
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import PaymentStatus as Wire
 
     from .models import (
+        AWAITING_PROVIDER,
         UNDECIDED,
         URL_UNAVAILABLE,
         ActionResult,
@@ -109,14 +110,25 @@ class PaymentCore:
             return self.money_kept
         return True
 
+    @property
+    def awaiting_answer(self) -> bool:
+        """The charge's outcome is not known yet: the issuer or the provider has still to say
+        (PENDING, CHALLENGE, PENDING_PROVIDER, and NEEDS_ATTENTION raised while asking)."""
+        return (
+            self.state.status in AWAITING_PROVIDER
+            or self.state.provider_answer_awaited_since is not None
+        )
+
     def start(self) -> None:
         self.upsert_search_attributes()
+        payment_metrics.started(self.state)
 
     def transition(self, to: PaymentStatus, reason: str) -> None:
         left_attention = self.state.status is PaymentStatus.NEEDS_ATTENTION
         if journal.transition(self.state, to, reason):
             workflow.logger.info("payment %s -> %s: %s", self.state.payment_id, to, reason)
             self.upsert_search_attributes()
+            payment_metrics.transitioned(self.state)
             if left_attention:
                 self._answer_stale_resolutions()
 
@@ -167,13 +179,20 @@ class PaymentCore:
         self.wake = False
 
     async def next_resolution(self) -> ResolveCommand:
-        """Ops' next ``resolve`` (NEEDS_ATTENTION waits here, as long as it takes).
+        """Ops' next ``resolve`` (NEEDS_ATTENTION waits here, as long as it takes)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.resolutions))
+            command = await self.take_resolution()
+            if command is not None:
+                return command
+
+    async def take_resolution(self) -> ResolveCommand | None:
+        """The first queued ``resolve`` Kartu acts on, or None once the queue is empty.
 
         A ``close`` claims a status the money is in: unless forced, it is checked against the
         provider's status first and refused, with the reason, when the provider contradicts it
-        (or cannot be asked now)."""
-        while True:
-            await workflow.wait_condition(lambda: bool(self.resolutions))
+        (or cannot be asked now). Refused ones are answered and dropped."""
+        while self.resolutions:
             resolution = self.resolutions[0]  # stays queued (answerable) while it is checked
             command = resolution.command
             refusal = None
@@ -185,6 +204,7 @@ class PaymentCore:
                 return command
             self.ignore("resolve", refusal)
             resolution.result = ActionResult(outcome="refused", reason=refusal, status=self.status)
+        return None
 
     async def _close_refusal(self, command: ResolveCommand) -> str | None:
         assert command.status is not None
@@ -212,6 +232,7 @@ class PaymentCore:
         who = command.resolved_by or "ops"
         s = self.state
         s.attention_reason = None
+        s.provider_answer_awaited_since = None  # ops established the outcome
         self.held_status = None
         reason = f"resolved by {who}: {command.note or 'closed'}"
         if command.status is PaymentStatus.REFUNDED:

@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
     from ayoconnect.models import PaymentCallback
 
     from .models import (
-        AWAITING_PROVIDER,
         UNDECIDED,
         ActionResult,
         CaptureCommand,
@@ -113,7 +112,7 @@ class PaymentWorkflow:
                 reason = "cancelled before the charge was sent"
                 core.state.decline_reason = reason
                 core.transition(PaymentStatus.FAILED, reason)
-        elif core.status is PaymentStatus.PENDING_PROVIDER:
+        elif core.state.provider_answer_awaited_since is not None:
             # Money may have moved: the provider's answer first, then release what was taken.
             await charging.await_provider_answer(core)
         elif charging.watching_late_result(core):
@@ -155,7 +154,7 @@ class PaymentWorkflow:
             core.record_difference(f"{difference}{shown}")
         if core.status is PaymentStatus.AUTHORIZED:
             core.provider_void_hint = True
-        elif core.status in AWAITING_PROVIDER:
+        elif core.awaiting_answer:
             core.wake = True
         elif core.status is PaymentStatus.NEEDS_ATTENTION:
             core.state.attention_reason = (

@@ -26,7 +26,7 @@ import functools
 
 from temporalio import workflow
 
-from . import ids, journal, policies
+from . import ids, journal, payment_metrics, policies
 from . import search_attributes as sa
 from .provider import Provider, ProviderError
 
@@ -190,7 +190,8 @@ class RefundWorkflow:
         self._finish(RefundStatus.FAILED, reason)
 
     def _finish(self, status: RefundStatus, reason: str) -> None:
-        journal.transition(self.state, status, reason)
+        if journal.transition(self.state, status, reason):
+            payment_metrics.refund_transitioned(self.state)
         self._upsert_search_attributes()
 
     def _upsert_search_attributes(self) -> None:

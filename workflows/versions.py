@@ -32,6 +32,10 @@ Live patches:
   sends (already refunded: done, no request). Payments that waited in NEEDS_ATTENTION across
   the deploy replay their earlier attempts without the look-up. Deprecate once no payment
   started before 2026-12 can still wait for ops.
+- ``PROVIDER_ATTENTION_202612``: a payment still PENDING_PROVIDER after its
+  ``provider_attention_after`` goes NEEDS_ATTENTION (and keeps asking). Executions that passed
+  that age before the deploy stay PENDING_PROVIDER. Deprecate once no payment started before
+  2026-12 can still wait for the provider's answer.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 COMPENSATION_LOOK_FIRST_202612 = "compensation-look-first-202612"
+PROVIDER_ATTENTION_202612 = "provider-attention-202612"
 
 
 def changed(patch_id: str) -> bool:

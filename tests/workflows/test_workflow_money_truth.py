@@ -111,6 +111,80 @@ async def test_ambiguous_charge_then_long_outage_settles_to_the_ledger(
     assert len(fake.calls_of("refund", key)) == (1 if final is PaymentStatus.REFUNDED else 0)
 
 
+async def ambiguous_charge_in_an_outage(env, task_queue, fake, key, outage, attention_after):
+    """A charge whose answers are all lost, the status API down: PENDING_PROVIDER."""
+    fake.lose_answer(f"create_charge:{key}-pay", *[transient_error() for _ in range(20)])
+    outage.add("payment_status")
+    payment = payment_input(key, provider_attention_after=attention_after)
+    handle = await start_in_background(env, task_queue, payment)
+    await wait_skipping(env, handle, 3600, lambda s: s.status is PaymentStatus.PENDING_PROVIDER)
+    return handle
+
+
+async def test_no_answer_past_the_attention_age_tells_ops_and_keeps_asking(
+    env, task_queue, fake, key, outage
+):
+    handle = await ambiguous_charge_in_an_outage(
+        env, task_queue, fake, key, outage, timedelta(hours=3)
+    )
+    state = await wait_skipping(
+        env, handle, 3 * 3600, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION
+    )
+    assert "Kartu keeps asking" in (state.attention_reason or "")
+    assert state.provider_answer_awaited_since is not None
+    assert await search_status(handle) == "NEEDS_ATTENTION"  # ops' search finds it
+    await env.sleep(12 * 3600)  # a long outage: still asking, still nothing false said
+    assert (await state_of(handle)).status is PaymentStatus.NEEDS_ATTENTION
+    outage.clear()
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.PAID  # settled by the provider's answer, not by ops
+    statuses = [t.to_status for t in state.history]
+    assert statuses[-3:] == [
+        PaymentStatus.PENDING_PROVIDER,
+        PaymentStatus.NEEDS_ATTENTION,
+        PaymentStatus.PAID,
+    ]
+    assert state.attention_reason is None
+    assert state.provider_answer_awaited_since is None
+    assert fake.calls_of("refund", key) == []
+    await save_history(handle, "direct_provider_attention_paid")
+
+
+async def test_ops_close_a_payment_the_provider_never_answers(env, task_queue, fake, key, outage):
+    handle = await ambiguous_charge_in_an_outage(
+        env, task_queue, fake, key, outage, timedelta(hours=1)
+    )
+    await wait_skipping(env, handle, 2 * 3600, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
+    claim = ResolveCommand(action="close", status=PaymentStatus.FAILED, resolved_by="ops")
+    async with env.time_skipping_unlocked():  # the close check's look-up retries, then fails
+        answer = await handle.execute_update("resolve_payment", claim, result_type=ActionResult)
+    assert answer.outcome == "refused"
+    assert "cannot be read right now" in (answer.reason or "")
+    assert (await state_of(handle)).status is PaymentStatus.NEEDS_ATTENTION
+
+    forced = ResolveCommand(
+        action="close",
+        status=PaymentStatus.FAILED,
+        resolved_by="ops",
+        force=True,
+        note="issuer confirms no debit, ticket 99",
+    )
+    async with env.time_skipping_unlocked():
+        answer = await handle.execute_update("resolve_payment", forced, result_type=ActionResult)
+    assert answer.outcome == "resolved"
+    await finish(env, handle)
+    state = await state_of(handle)
+    assert state.status is PaymentStatus.FAILED
+    assert "ticket 99" in state.history[-1].reason
+    assert state.provider_answer_awaited_since is None
+    assert fake.calls_of("refund", key) == []
+
+
+def test_the_attention_age_must_be_positive():
+    with pytest.raises(ValueError, match="provider_attention_after must be positive"):
+        payment_input("order_x", provider_attention_after=timedelta(0))
+
+
 async def test_challenge_the_provider_ends_failed_is_failed(env, task_queue, fake, key):
     fake.challenge.add(f"{key}-pay")
     _, handle = await start_payment(env.client, task_queue, payment_input(key))
