@@ -31,6 +31,7 @@ from ayoconnect.models import (
     PaymentStatusResponse,
     UnbindResponse,
 )
+from telemetry.metrics import ayoconnect_call
 
 from .calls import (
     CardsListCall,
@@ -112,7 +113,8 @@ class AyoconnectActivities:
 
     @activity.defn(name="create_charge")
     async def create_charge(self, call: ChargeCall) -> CreateChargeResponse:
-        return await _mapped(_heartbeating(self._create_charge(call)))
+        operation = call.request.operation.value.lower()  # pay, authorize, capture
+        return await _mapped(_heartbeating(self._create_charge(call)), operation)
 
     async def _create_charge(self, call: ChargeCall) -> CreateChargeResponse:
         req = call.request
@@ -256,10 +258,12 @@ def _action_response(found: PaymentStatusResponse) -> PaymentActionResponse:
     )
 
 
-async def _mapped(call: Awaitable[T]) -> T:
-    """Await ``call`` and turn client errors into the ApplicationError Temporal retries on."""
+async def _mapped(call: Awaitable[T], operation: str | None = None) -> T:
+    """Await ``call`` and turn client errors into the ApplicationError Temporal retries on.
+    Counted and timed as ``operation`` (default: the activity's type), see telemetry.metrics."""
     try:
-        return await call
+        with ayoconnect_call(operation):
+            return await call
     except AyoconnectError as err:
         raise to_application_error(err) from None
     except ValueError as err:

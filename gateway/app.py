@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ayoconnect.models import CALLBACK_ADAPTER
 from ayoconnect.settings import AyoconnectSettings
 from starter.client import KartuClient
+from telemetry import logs, tracing
+from telemetry.gateway_metrics import GatewayMetrics, RequestMetrics
 
 from .api import rest_router
 from .callbacks import CallbackJournal, SignatureVerifier, callbacks_router
@@ -58,6 +60,7 @@ def create_app(
     require_api_key = _api_key_check(settings)
     journal = CallbackJournal(settings.unmatched_max, settings.callback_dedup_max)
     verifier = SignatureVerifier(ayoconnect, settings.signature_cache_max)
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,19 +69,27 @@ def create_app(
             app.state.kartu = await made if inspect.isawaitable(made) else made
         if settings.api_key is None:
             log.warning("KARTU_GATEWAY_INSECURE_DEV: the REST API is open (no API key)")
-        yield
+        address = settings.metrics_address
+        listener = metrics.serve(*address) if address else None
+        try:
+            yield
+        finally:
+            if listener is not None:
+                await listener.aclose()
 
     app = FastAPI(
         title="Kartu gateway",
         version="0.1.0",
         summary="Ayoconnect card payments on Temporal: callbacks in, REST for backends",
         lifespan=lifespan,
+        dependencies=[Depends(_bind_log_ids)],
     )
     if isinstance(kartu, KartuClient):
         app.state.kartu = kartu
     app.state.settings = settings
     app.state.callback_journal = journal
     app.state.signature_verifier = verifier
+    app.state.metrics = metrics
     install_error_handlers(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Temporal reachable?")
@@ -95,6 +106,8 @@ def create_app(
     app.openapi = lambda: _openapi_with_callback_body(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
+    app.add_middleware(logs.LogContext)  # outside AccessLog: its line carries the request's ids
+    app.add_middleware(RequestMetrics, metrics=metrics)
     # The Temporal UI calls the codec endpoints from the browser: only its origins may.
     app.add_middleware(
         CORSMiddleware,
@@ -103,7 +116,22 @@ def create_app(
         allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Namespace"],
         allow_credentials=True,
     )
+    tracing.instrument_app(app, redact_path=redact_path)
     return app
+
+
+async def _bind_log_ids(request: Request) -> None:
+    """The payment or registration a request is about, on every line logged for it. A JSON
+    body is read once: FastAPI and the handlers get the same cached body."""
+    body = None
+    if request.method == "POST" and request.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        try:
+            body = await request.json()
+        except ValueError:  # the handler answers bad JSON
+            body = None
+    logs.bind(**logs.request_ids(request.path_params, body))
 
 
 def _openapi_with_callback_body(app: FastAPI) -> dict[str, Any]:

@@ -10,6 +10,7 @@ A byte-identical callback delivered before is acknowledged without a second sign
 would ignore it anyway. Only a Temporal outage answers 503, so that Ayoconnect retries.
 
 Nothing here logs a body or a card token: only type, transactionId, status and the route.
+Each answer is counted in ``kartu_gateway_callbacks_total{type,result}`` (telemetry).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ayoconnect.security import verify_callback_signature
 from ayoconnect.settings import AyoconnectSettings
 from starter.client import KartuClient, KartuUnavailable
 from starter.unmatched import list_unmatched_callbacks, record_unmatched_callback
+from telemetry.gateway_metrics import GatewayMetrics
 
 from .errors import ApiError, ErrorBody, error_response
 from .settings import GatewaySettings
@@ -186,13 +188,16 @@ def callbacks_router(
     )
     async def ayoconnect_callback(request: Request) -> JSONResponse:
         kartu: KartuClient = request.app.state.kartu
+        metrics: GatewayMetrics = request.app.state.metrics
         if not await verifier.verify(request.headers.get(header_name)):
             log.warning("callback refused: %s missing or invalid", header_name)
+            metrics.callback(None, "rejected_signature")
             return error_response(401, f"{header_name} missing or invalid")
         raw = await request.body()
         try:
             callback = CALLBACK_ADAPTER.validate_json(raw)
         except ValidationError as exc:
+            metrics.callback(None, "rejected_invalid")
             first = exc.errors(include_input=False, include_url=False)[0]
             field = ".".join(str(p) for p in first["loc"]) or None
             if first["type"] == "json_invalid":
@@ -202,11 +207,13 @@ def callbacks_router(
         duplicate, workflow_id = journal.seen(digest)
         if duplicate:
             log.info("callback %s duplicate: acknowledged", _safe(callback.transactionId))
+            metrics.callback(callback.type, "duplicate")
             return _ack("duplicate", workflow_id, 200)
         try:
             delivery = await kartu.deliver_callback(callback)
         except KartuUnavailable as exc:
             log.warning("callback %s not delivered: %s", _safe(callback.transactionId), exc)
+            metrics.callback(callback.type, "unavailable")
             return error_response(503, "Temporal is unavailable: retry later")
         if delivery.agrees_with_closed:
             journal.remember(digest, delivery.workflow_id)
@@ -216,6 +223,7 @@ def callbacks_router(
                 callback.status,
                 delivery.reason,
             )
+            metrics.callback(callback.type, "late")
             return _ack("late", delivery.workflow_id, 200)
         stored_as = None
         if not delivery.delivered:
@@ -231,12 +239,14 @@ def callbacks_router(
             except RPCError as exc:
                 # Not remembered as handled: Ayoconnect's retry must get another chance.
                 log.warning("callback %s not stored: %s", _safe(callback.transactionId), exc)
+                metrics.callback(callback.type, "unavailable")
                 return error_response(503, "Temporal is unavailable: retry later")
         journal.remember(digest, delivery.workflow_id)
         if not delivery.delivered:
             journal.record_unmatched(
                 callback, delivery.workflow_id, delivery.reason or "", stored_as
             )
+            metrics.callback(callback.type, "unmatched")
             return _ack("unmatched", delivery.workflow_id, 202)
         log.info(
             "callback %s %s %s -> %s %s",
@@ -246,6 +256,7 @@ def callbacks_router(
             delivery.workflow_id,
             delivery.signal,
         )
+        metrics.callback(callback.type, "delivered")
         return _ack("delivered", delivery.workflow_id, 200)
 
     @router.get(

@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_API_KEY_LENGTH = 16
+DEFAULT_METRICS_PORT = 9465
 
 
 class GatewayConfigError(ValueError):
@@ -51,6 +52,16 @@ class GatewaySettings(BaseSettings):
     # Local stack only: the Temporal UI cannot send the API key, so on a loopback-only gateway
     # the codec endpoints may be opened to the UI. Refused on any other address.
     codec_open_on_loopback: bool = False
+    # Prometheus metrics on a listener of their own, never on the public port (see
+    # telemetry.gateway_metrics): 0 turns it off; unset, 9465, except for a gateway on an
+    # ephemeral port (port 0: embedded, tests), which serves none. Host: the gateway's.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str | None = None
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return 0 if isinstance(value, str) and not value.strip() else value
 
     @field_validator("api_key")
     @classmethod
@@ -62,6 +73,14 @@ class GatewaySettings(BaseSettings):
                 f"KARTU_GATEWAY_API_KEY must be at least {MIN_API_KEY_LENGTH} characters"
             )
         return value
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the metrics listener binds, or None when it is off."""
+        port = self.metrics_port
+        if port is None:
+            port = 0 if self.port == 0 else DEFAULT_METRICS_PORT
+        return (self.metrics_host or self.host, port) if port else None
 
     def require_secure(self) -> None:
         """Raise GatewayConfigError unless the REST API is protected or explicitly dev-only."""

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from telemetry import logs, tracing
+
 from .app import create_app
 from .settings import SandboxSettings
 
@@ -26,13 +28,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
     settings = SandboxSettings(**overrides)
+    logs.configure_logging("kartu-sandbox", level=settings.log_level)
+    tracing.configure_tracing("kartu-sandbox")
+    app = create_app(settings)
+    tracing.instrument_app(app)
+    # Ayoconnect's X-Correlation-ID on the lines of each request: the worker's lines carry it too.
+    app.add_middleware(logs.LogContext, correlation_header="X-Correlation-ID")
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         http="h11",
         lifespan="on",
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers go through the handler configure_logging set
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run()

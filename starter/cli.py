@@ -434,7 +434,8 @@ def temporal_settings(args: argparse.Namespace) -> Any:
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"connection setting {where}: {first['msg']}") from None
+        setting = f"connection setting {where}" if where else "connection setting"
+        raise UsageError(f"{setting}: {first['msg']}") from None
 
 
 async def connect(args: argparse.Namespace) -> KartuClient:

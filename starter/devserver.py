@@ -100,7 +100,11 @@ class DevServer:
         try:
             # Own process group: a Ctrl-C meant for the launcher must not kill the server first.
             self._process = subprocess.Popen(  # noqa: S603
-                self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=server_environment(os.environ),
             )
         finally:
             if out is not subprocess.DEVNULL:
@@ -147,3 +151,9 @@ class DevServer:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The dev server's environment: Kartu's ``OTEL_*`` settings are for Kartu's processes;
+    the server reads them too and refuses any exporter but ``otlp`` (and would trace itself)."""
+    return {k: v for k, v in environ.items() if not k.startswith("OTEL_")}

@@ -4,9 +4,10 @@ They are defined once, in ``worker.py`` (``WorkerSettings`` and ``connect``), so
 Python API and the gateway read the same variables and build the same client: same TLS, same API
 key, same data converter (pydantic, and the payload codec once it is added there).
 
-Environment: ``TEMPORAL_ADDRESS`` (default ``localhost:7233``), ``TEMPORAL_NAMESPACE``
-(``default``), ``KARTU_TASK_QUEUE`` (``kartu``), ``TEMPORAL_TLS_CERT`` / ``TEMPORAL_TLS_KEY`` /
-``TEMPORAL_TLS_CA`` (file paths), ``TEMPORAL_API_KEY``.
+Environment: the connection through ``temporalio.envconfig`` (``TEMPORAL_PROFILE`` of the TOML
+file ``TEMPORAL_CONFIG_FILE``, then ``TEMPORAL_ADDRESS`` (default ``localhost:7233``),
+``TEMPORAL_NAMESPACE`` (``default``), ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``; the old
+``TEMPORAL_TLS_CERT`` / ``_KEY`` / ``_CA`` are aliases), and ``KARTU_TASK_QUEUE`` (``kartu``).
 """
 
 from __future__ import annotations

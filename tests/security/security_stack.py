@@ -1,5 +1,6 @@
-"""The security suite's stack: one real ``kartu up`` (dev server, sandbox, gateway, worker as
-child processes, logs in the data directory) on free loopback ports, with a distinctive
+"""The security suite's stack: what ``kartu up`` runs (the product's ``LocalStack``: dev server,
+sandbox, gateway, worker as child processes, logs in the data directory), started once per
+session by the root conftest's ``local_stacks`` on free loopback ports, with a distinctive
 Ayoconnect client secret shared by every part and by the tests' own clients.
 
 Also here: the ``kartu`` and ``temporal`` command lines bound to that stack (every output kept,
@@ -12,36 +13,98 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import io
 import json
 import os
-import secrets
-import selectors
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from ayoconnect.settings import LOCAL_MERCHANT_CODE, AyoconnectSettings
 from gateway import GatewaySettings, create_app
 from starter.binaries import temporal_cli
 from starter.client import KartuClient
 from starter.codec import KartuCodec, data_converter, load_or_create_local_keys
-from starter.devserver import free_port
+from starter.stack import LocalStack, print_ready
+from tests.stack_support import free_port
 from worker import WorkerSettings, connect
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIRECT_URL = "https://shop.example/return"
 TASK_QUEUE = "kartu"
 # What the developer's shell may hold for another cluster or another stack: never inherited.
-_SCRUBBED_PREFIXES = ("TEMPORAL_", "KARTU_", "AYOCONNECT_", "SANDBOX_")
+_SCRUBBED_PREFIXES = ("TEMPORAL_", "KARTU_", "AYOCONNECT_", "SANDBOX_", "OTEL_")
+
+
+def telemetry_env(spans_endpoint: str) -> dict[str, str]:
+    """Every part's telemetry where the scan reads it: JSON log lines in its log, its spans
+    exported over OTLP to ``spans_endpoint``, with every HTTP header captured (the worst an
+    operator can configure)."""
+    return {
+        "KARTU_LOG_FORMAT": "json",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": spans_endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        **{
+            f"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_{side}": ".*"
+            for side in ("SERVER_REQUEST", "SERVER_RESPONSE", "CLIENT_REQUEST", "CLIENT_RESPONSE")
+        },
+    }
+
+
+class SpanReceiver:
+    """An OTLP/HTTP traces endpoint on loopback (``/v1/traces``): what every part of the stack
+    exports, kept as JSON text for the leak scan."""
+
+    def __init__(self) -> None:
+        self.exports: list[str] = []
+        exports = self.exports
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path != "/v1/traces":
+                    self.send_error(404)
+                    return
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                exported = ExportTraceServiceRequest.FromString(body)
+                exports.append(json_format.MessageToJson(exported, indent=None))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def text(self) -> str:
+        return "\n".join(self.exports)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def luhn_complete(prefix: str) -> str:
@@ -87,14 +150,31 @@ class Output:
 
 @dataclass
 class SecureUp:
-    process: subprocess.Popen[str]
-    data_dir: Path
-    ports: dict[str, int]
+    stack: LocalStack
     client_secret: str
     ready: dict[str, Any] = field(default_factory=dict)
+    # What ``kartu up --json`` prints for this stack (its "ready" event), and what it prints
+    # for people once ready: scanned for secrets like every other output.
     events: list[dict[str, Any]] = field(default_factory=list)
+    banner: str = ""
     outputs: list[Output] = field(default_factory=list)
-    stderr_text: str = ""
+    spans: SpanReceiver | None = None
+
+    @classmethod
+    def of(cls, stack: LocalStack, client_secret: str, spans: SpanReceiver) -> SecureUp:
+        ready = {"event": "ready", **stack.description()}
+        banner = io.StringIO()
+        with contextlib.redirect_stdout(banner):
+            print_ready(stack)
+        return cls(stack, client_secret, ready, [ready], banner.getvalue(), spans=spans)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.stack.data_dir
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.stack.config.ports
 
     @property
     def address(self) -> str:
@@ -167,79 +247,10 @@ class SecureUp:
     def pids(self) -> dict[str, int]:
         return {name: pid for name, pid in self.ready.get("pids", {}).items() if pid}
 
-    def stop(self, timeout: float = 40) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill_all()
-            raise
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self.events += [json.loads(line) for line in self.process.stdout.read().splitlines()]
-        self.stderr_text += self.process.stderr.read()
-        return code
 
-    def kill_all(self) -> None:
-        """Last resort: the stack's own process groups, by pid, nothing else."""
-        for pid in [self.process.pid, *self.pids.values()]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
-
-
-def _free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return list(ports)
-
-
-def _read_events(process: subprocess.Popen[str], until: str, timeout: float) -> list[Any]:
-    assert process.stdout is not None
-    events: list[Any] = []
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=max(deadline - time.monotonic(), 0.01)):
-                continue
-            line = process.stdout.readline()
-            if not line:
-                break
-            events.append(json.loads(line))
-            if events[-1].get("event") in (until, "error"):
-                break
-    return events
-
-
-def start_secure_up(data_dir: Path, client_secret: str | None = None) -> SecureUp:
-    """``kartu up --json`` with ``AYOCONNECT_CLIENT_SECRET`` set for every part."""
-    secret = client_secret or f"kartu-sec-{secrets.token_hex(12)}"
-    ports = dict(zip(["temporal", "ui", "sandbox", "gateway"], _free_ports(4), strict=True))
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    command = [*kartu_command(), "up", "--json", "--data-dir", str(data_dir)]
-    for name in ("temporal", "ui", "sandbox", "gateway"):
-        command += [f"--{name}-port", str(ports[name])]
-    process = subprocess.Popen(  # noqa: S603 - our own console script
-        command,
-        env=base_env(AYOCONNECT_CLIENT_SECRET=secret),
-        cwd=data_dir.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    up = SecureUp(process, data_dir, ports, secret)
-    up.events = _read_events(process, "ready", timeout=90)
-    if not up.events or up.events[-1].get("event") != "ready":
-        up.kill_all()
-        assert process.stderr is not None
-        raise RuntimeError(
-            f"kartu up did not get ready: {up.events} {process.stderr.read()[-2000:]}"
-        )
-    up.ready = up.events[-1]
-    return up
+def start_environ(client_secret: str, spans: SpanReceiver) -> dict[str, str]:
+    """The stack's environment: the secret for every part, and their telemetry to ``spans``."""
+    return base_env(AYOCONNECT_CLIENT_SECRET=client_secret, **telemetry_env(spans.endpoint))
 
 
 async def connect_kartu(up: SecureUp, *, outcome_timeout: float = 20.0) -> KartuClient:
@@ -303,7 +314,8 @@ class ThreadedGateway:
         kartu = await connect_kartu(self.up)
         self.app = create_app(kartu, self.settings, ayoconnect_settings=self.ayoconnect)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", free_port()))
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = uvicorn.Config(
             self.app, http="h11", lifespan="on", log_level="warning", access_log=False

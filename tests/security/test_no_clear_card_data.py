@@ -6,11 +6,13 @@ On a real ``kartu up`` stack whose every part (and every client here) uses a dis
 webview pages with another distinctive PAN, one through the ``kartu`` CLI with a third (typed
 grouped in fours), a 3DS payment, a decline. Then every workflow history is exported with
 ``temporal workflow show --output json``, every execution described, all ``*.log`` of the data
-directory read along with the ``kartu`` and ``temporal`` commands' own output, the REST answers
-and the Temporal database files. None may hold a PAN (any grouping), the CVV next to its field
-name, the client secret, an access token the sandbox issued to the worker, the gateway API key
-or a codec key; payload inputs and results must be ``binary/encrypted``, and even decrypted
-with the codec keys a payload holds no clear PAN or CVV: only the JWE the backend made.
+directory read (JSON log lines) and every span the parts exported over OTLP, every HTTP header
+captured (``security_stack.telemetry_env``), along with the ``kartu`` and ``temporal`` commands'
+own output, the REST answers and the Temporal database files. None may hold a PAN (any
+grouping), the CVV next to its field name, the client secret, an access token the sandbox issued
+to the worker, the gateway API key or a codec key; payload inputs and results must be
+``binary/encrypted``, and even decrypted with the codec keys a payload holds no clear PAN or CVV:
+only the JWE the backend made.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ PANS = {
     "PAN (declined card)": DECLINE_PAN,
 }
 CVV = "739"
+SPANS = "spans exported over OTLP"
 CARDHOLDER = "Sekuritas Uji Tigatujuh"
 EMAIL = "sekuritas.uji@example.com"
 PHONE = "6281398765432"
@@ -294,6 +297,8 @@ def read_files(up: SecureUp, evidence: Evidence) -> None:
     data_dir = up.data_dir
     for log in sorted(data_dir.glob("*.log")):
         evidence.logs.append((log.name, log.read_text(encoding="utf-8", errors="replace")))
+    assert up.spans is not None
+    evidence.logs.append((SPANS, up.spans.text()))
     for db in sorted(data_dir.glob("temporal.sqlite*")):
         evidence.databases.append((db.name, db.read_bytes().decode("latin-1")))
     for db in sorted(data_dir.glob("sandbox.sqlite*")):
@@ -303,6 +308,7 @@ def read_files(up: SecureUp, evidence: Evidence) -> None:
         evidence.outputs.append((f"output of {name}", output.out + "\n" + output.err))
     events = "\n".join(json.dumps(e) for e in up.events)
     evidence.outputs.append(("output of kartu up --json", events))
+    evidence.outputs.append(("output of kartu up", up.banner))
     # The tokens the sandbox issued (to the worker, and to no one else here).
     uri = f"file:{data_dir / 'sandbox.sqlite'}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
@@ -362,6 +368,15 @@ def test_the_scenario_left_evidence(evidence: Evidence) -> None:
     assert re.search(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.", decrypted)  # the JWE, not the PAN
     gateway_log = dict(evidence.logs)["gateway.log"]
     assert "POST /callbacks/ayoconnect 200" in gateway_log  # callbacks went through it
+    assert '"logger": "kartu.gateway.access"' in gateway_log  # JSON lines
+    # Every part's spans were there to scan: the Ayoconnect calls (Bearer token in a captured
+    # header), the gateway's requests (API key, callback signature), the sandbox's.
+    spans = dict(evidence.logs)[SPANS]
+    for expected in ("kartu-worker", "kartu-gateway", "kartu-sandbox", "[REDACTED]"):
+        assert expected in spans, expected
+    for expected in ("RunActivity:create_charge", "POST /callbacks/ayoconnect"):
+        assert expected in spans, expected
+    assert '"http.request.header.authorization"' in spans
 
 
 def test_history_payloads_are_encrypted(evidence: Evidence) -> None:
