@@ -18,6 +18,7 @@ from temporalio import workflow
 
 from . import ids, journal, payment_metrics, policies
 from . import search_attributes as sa
+from .close_check import close_refusal
 from .provider import Provider, ProviderError, ProviderFailure
 from .provider_time import aware_or_none
 
@@ -209,23 +210,7 @@ class PaymentCore:
     async def _close_refusal(self, command: ResolveCommand) -> str | None:
         assert command.status is not None
         found = await self.look_up()
-        if found.not_found:
-            if command.status is PaymentStatus.FAILED:
-                return None
-            return f"the provider has no record of this payment: it cannot be {command.status}"
-        if found.detail is None:
-            return (
-                "the provider's status cannot be read right now: retry the close later, or "
-                "force it with a note saying how the status was established"
-            )
-        shown = found.detail.status
-        if shown in _CLOSE_AGREES.get(command.status, ()):
-            return None
-        return (
-            f"the provider shows this payment {shown.value}, which contradicts closing it "
-            f"{command.status.value}: close with the status the provider shows, or force it "
-            "with a note"
-        )
+        return close_refusal(command.status, found.detail, not_found=found.not_found)
 
     def close_by_ops(self, command: ResolveCommand) -> None:
         assert command.status is not None
@@ -377,17 +362,6 @@ class Resolution:
 
     command: ResolveCommand
     result: ActionResult | None = None
-
-
-# The provider statuses that agree with ops closing a payment with a Kartu status.
-_CLOSE_AGREES: dict[PaymentStatus, frozenset[Wire]] = {
-    PaymentStatus.REFUNDED: frozenset({Wire.REFUNDED}),
-    PaymentStatus.VOIDED: frozenset({Wire.VOIDED}),
-    PaymentStatus.EXPIRED: frozenset({Wire.VOIDED}),
-    PaymentStatus.FAILED: frozenset({Wire.FAILED}),
-    PaymentStatus.PAID: frozenset({Wire.SUCCESS}),
-    PaymentStatus.CAPTURED: frozenset({Wire.CAPTURED}),
-}
 
 
 _APPROVALS = frozenset({GatewayCode.APPROVED, GatewayCode.APPROVED_AUTO})

@@ -15,12 +15,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
-from . import journal
+from . import ids, journal, versions
 from . import search_attributes as sa
+from .close_check import close_refusal
+from .lookups import lookup_key
+from .payment_core import Resolution
+from .provider import Provider, ProviderError
 
 with workflow.unsafe.imports_passed_through():
-    from .models import ReconcileDifference, ResolveCommand, Transition
+    from .models import (
+        ActionResult,
+        PaymentStatus,
+        ReconcileDifference,
+        ResolveCommand,
+        Transition,
+    )
     from .reconciliation_models import REVIEW_FLOW, ReviewInput, ReviewState, ReviewStatus
 
 MAX_RAISED_BY = 20
@@ -41,7 +52,15 @@ class PaymentReviewWorkflow:
             differences=list(review.differences),
             raised_by=[review.reconciliation_id] if review.reconciliation_id else [],
         )
-        self.resolutions: list[ResolveCommand] = []
+        self.resolutions: list[Resolution] = []
+        info = workflow.info()
+        # Look-up ids of this run only (``lk<digest>-s<n>``): a later review of the same
+        # payment never gets this one's stored answers.
+        self.provider = Provider(
+            key=lookup_key(f"{info.workflow_id}/{info.run_id}"),
+            customer_id=review.customer_id,
+            correlation_id=ids.payment_correlation_id(review.payment_id),
+        )
 
     @workflow.run
     async def run(self, review: ReviewInput) -> ReviewState:
@@ -49,9 +68,7 @@ class PaymentReviewWorkflow:
         workflow.logger.warning(
             "payment %s needs review: %s", review.payment_id, "; ".join(review.differences)
         )
-        await self._wait_for_ops()
-        command = self.resolutions.pop(0)
-        assert command.status is not None  # a close always has one (ResolveCommand)
+        command = await self._accepted_close()
         self.state.resolution = command
         who = command.resolved_by or "ops"
         forced = " (forced)" if command.force else ""
@@ -62,6 +79,40 @@ class PaymentReviewWorkflow:
         self._upsert(command.status.value)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
+
+    async def _accepted_close(self) -> ResolveCommand:
+        """Ops' first close the provider does not contradict (or forced); refused ones are
+        answered with the reason and the review waits on."""
+        while True:
+            await self._wait_for_ops()
+            resolution = self.resolutions[0]  # stays queued (answerable) while it is checked
+            command = resolution.command
+            assert command.status is not None  # a close always has one (ResolveCommand)
+            refusal = None
+            if not command.force and versions.changed(versions.REVIEW_CLOSE_CHECKED_202612):
+                refusal = await self._close_refusal(command)
+            self.resolutions.remove(resolution)
+            if refusal is None:
+                resolution.result = ActionResult(outcome="resolved", status=command.status)
+                return command
+            journal.ignore(self.state.ignored, "resolve", refusal)
+            resolution.result = ActionResult(
+                outcome="refused", reason=refusal, status=PaymentStatus.NEEDS_ATTENTION
+            )
+
+    async def _close_refusal(self, command: ResolveCommand) -> str | None:
+        assert command.status is not None
+        if self.input.invoice_number is None or self.input.customer_id is None:
+            return (
+                "this review has no invoice number or customer to ask the provider by: force "
+                "the close with a note saying how the status was established"
+            )
+        try:
+            detail = await self.provider.status(invoice_number=self.input.invoice_number)
+        except ProviderError as err:
+            return close_refusal(command.status, None, not_found=err.failure.not_found)
+        self.state.provider_status = detail.status.value
+        return close_refusal(command.status, detail, not_found=False)
 
     async def _wait_for_ops(self) -> None:
         """Until ops resolve it, saying so in the worker's log once a day (two history events
@@ -125,9 +176,29 @@ class PaymentReviewWorkflow:
             why = "a review is closed (action close) with the status ops established: its "
             why += "payment's workflow is closed, there is nothing to retry"
         else:
-            self.resolutions.append(command)
+            self.resolutions.append(Resolution(command))
             return
         journal.ignore(self.state.ignored, "resolve", why)
+
+    @workflow.update(name="resolve_review")
+    async def resolve_review(self, command: ResolveCommand) -> ActionResult:
+        """``resolve`` with an answer: resolved, or refused with the reason (a close the
+        provider's status contradicts, unless forced with a note)."""
+        resolution = Resolution(command)
+        self.resolutions.append(resolution)
+        await workflow.wait_condition(lambda: resolution.result is not None)
+        assert resolution.result is not None
+        return resolution.result
+
+    @resolve_review.validator
+    def _validate_resolve(self, command: ResolveCommand) -> None:
+        if self.state.status is ReviewStatus.RESOLVED:
+            raise ApplicationError("review already resolved", type="ResolveRefused")
+        if command.action != "close":
+            raise ApplicationError(
+                "a review is closed (action close) with the status ops established",
+                type="ResolveRefused",
+            )
 
     @workflow.query(name="state")
     def query_state(self) -> ReviewState:

@@ -36,6 +36,9 @@ Live patches:
   ``provider_attention_after`` goes NEEDS_ATTENTION (and keeps asking). Executions that passed
   that age before the deploy stay PENDING_PROVIDER. Deprecate once no payment started before
   2026-12 can still wait for the provider's answer.
+- ``REVIEW_CLOSE_CHECKED_202612``: a review's close is checked against the provider (a look-up
+  before it resolves). Reviews closed before the deploy replay without it. Deprecate once every
+  review open before 2026-12 is resolved.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from temporalio import workflow
 
 COMPENSATION_LOOK_FIRST_202612 = "compensation-look-first-202612"
 PROVIDER_ATTENTION_202612 = "provider-attention-202612"
+REVIEW_CLOSE_CHECKED_202612 = "review-close-checked-202612"
 
 
 def changed(patch_id: str) -> bool:

@@ -14,8 +14,13 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import FakeAyoconnect, FakePayment, transient_error
 from workflow_helpers import (
@@ -33,11 +38,11 @@ from ayoconnect.codes import GatewayCode, ServiceCode, response_code
 from ayoconnect.errors import NotFoundError, TransientError
 from ayoconnect.models import PaymentCallback, PaymentDetail, PaymentStatusResponse
 from ayoconnect.models import PaymentStatus as Wire
-from starter.unmatched import record_unmatched_callback
+from starter.client.unmatched import record_unmatched_callback
 from worker import WorkerSettings, build_worker
 from workflows import ReconciliationWorkflow
 from workflows import search_attributes as sa
-from workflows.models import PaymentStatus, ResolveCommand
+from workflows.models import ActionResult, PaymentStatus, ResolveCommand
 from workflows.reconciliation_models import (
     LIST_CALLBACKS,
     LIST_PAYMENTS,
@@ -294,7 +299,7 @@ async def test_a_refund_kartu_does_not_know_of_opens_one_review_until_ops_resolv
     )
     resolved = await finish(env, review)
     assert resolved.status is ReviewStatus.RESOLVED
-    await save_history(review, "review_resolved")
+    await save_history(review, "review_resolved_checked")
     assert "closed as REFUNDED by ops@kartu" in resolved.history[-1].reason
     assert (await review.describe()).typed_search_attributes.get(sa.PAYMENT_STATUS) == "REFUNDED"
     third = await reconcile(env, task_queue)
@@ -319,6 +324,59 @@ async def test_a_review_refuses_retry_and_keeps_waiting(
     assert state.status is ReviewStatus.NEEDS_ATTENTION
     assert [i.name for i in state.ignored] == ["resolve"]
     assert "nothing to retry" in state.ignored[0].reason
+
+
+async def test_a_review_close_the_provider_contradicts_is_refused_unless_forced(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    fake: FakeAyoconnect,
+    listing: ScriptedListing,
+    key: str,
+):
+    payment_id = await paid(env, task_queue, key)
+    listing.payments = await listed(env.client, payment_id)
+    refunded_behind_kartus_back(fake, payment_id)
+    await reconcile(env, task_queue, confirm_after=timedelta(0))
+    review = env.client.get_workflow_handle(f"review-{payment_id}", result_type=ReviewState)
+
+    claim = ResolveCommand(action="close", status=PaymentStatus.PAID, resolved_by="ops")
+    answer = await review.execute_update("resolve_review", claim, result_type=ActionResult)
+    assert answer.outcome == "refused"
+    assert "provider shows this payment REFUNDED" in (answer.reason or "")
+    state = await review.query("state", result_type=ReviewState)
+    assert state.status is ReviewStatus.NEEDS_ATTENTION
+    assert state.ignored[-1].name == "resolve"
+
+    agreeing = ResolveCommand(action="close", status=PaymentStatus.REFUNDED, note="seen")
+    answer = await review.execute_update("resolve_review", agreeing, result_type=ActionResult)
+    assert answer.outcome == "resolved"
+    resolved = await finish(env, review)
+    assert resolved.status is ReviewStatus.RESOLVED
+    with pytest.raises(RPCError, match=r"not found|completed"):  # a closed review: no 2nd close
+        await review.execute_update("resolve_review", agreeing, result_type=ActionResult)
+
+
+async def test_a_forced_review_close_is_not_checked(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    fake: FakeAyoconnect,
+    listing: ScriptedListing,
+    key: str,
+):
+    payment_id = await paid(env, task_queue, key)
+    listing.payments = await listed(env.client, payment_id)
+    refunded_behind_kartus_back(fake, payment_id)
+    await reconcile(env, task_queue, confirm_after=timedelta(0))
+    review = env.client.get_workflow_handle(f"review-{payment_id}", result_type=ReviewState)
+    looked_up = len(fake.calls_of("payment_status", payment_id))
+    forced = ResolveCommand(
+        action="close", status=PaymentStatus.PAID, force=True, note="chargeback reversed, t-7"
+    )
+    answer = await review.execute_update("resolve_review", forced, result_type=ActionResult)
+    assert answer.outcome == "resolved"
+    resolved = await finish(env, review)
+    assert "(forced): chargeback reversed, t-7" in resolved.history[-1].reason
+    assert len(fake.calls_of("payment_status", payment_id)) == looked_up
 
 
 async def test_a_capture_behind_a_running_payments_back_is_signalled_and_reviewed(
