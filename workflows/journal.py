@@ -7,6 +7,8 @@ from typing import Protocol
 
 from temporalio import workflow
 
+from . import details
+
 with workflow.unsafe.imports_passed_through():
     from .models import IgnoredMessage, Transition
 
@@ -27,6 +29,7 @@ def transition(state: Journaled, to: str, reason: str) -> bool:
         Transition(at=workflow.now(), from_status=state.status, to_status=to, reason=reason)
     )
     state.status = to
+    details.show(state)
     return True
 
 

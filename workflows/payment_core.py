@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from temporalio import workflow
 
-from . import ids, journal, payment_metrics, policies
+from . import details, ids, journal, payment_metrics, policies
 from . import search_attributes as sa
 from .close_check import close_refusal
 from .provider import Provider, ProviderError, ProviderFailure
@@ -122,6 +122,7 @@ class PaymentCore:
 
     def start(self) -> None:
         self.upsert_search_attributes()
+        details.show(self.state)
         payment_metrics.started(self.state)
 
     def transition(self, to: PaymentStatus, reason: str) -> None:
