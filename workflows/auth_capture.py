@@ -80,12 +80,15 @@ class AuthCapturePaymentWorkflow(PaymentWorkflow):
                 break
             try:
                 await workflow.wait_condition(
-                    lambda: core.status is not PaymentStatus.AUTHORIZED or core.provider_void_hint,
+                    lambda: (
+                        core.status is not PaymentStatus.AUTHORIZED
+                        or core.progress.provider_void_hint
+                    ),
                     timeout=remaining,
                     timeout_summary="authorization window",
                 )
             except TimeoutError:
                 break
-            if core.provider_void_hint:
+            if core.progress.provider_void_hint:
                 await authorization.confirm_provider_void(core)
         return core.status is not PaymentStatus.AUTHORIZED

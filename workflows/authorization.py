@@ -46,7 +46,7 @@ def capture_refusal(core: PaymentCore, command: CaptureCommand) -> str | None:
         return "a direct payment is paid at once: there is nothing to capture"
     if core.status is not PaymentStatus.AUTHORIZED:
         return f"payment is {core.status.value}: only an AUTHORIZED payment can be captured"
-    if core.capture_attempt > ids.MAX_STEP_ATTEMPTS:
+    if core.progress.capture.attempt > ids.MAX_STEP_ATTEMPTS:
         return f"Ayoconnect refused {ids.MAX_STEP_ATTEMPTS} captures: no attempt left"
     if command.amount is None:
         return _unresolved_capture(core, capture_amount(core, command))
@@ -64,7 +64,7 @@ def capture_refusal(core: PaymentCore, command: CaptureCommand) -> str | None:
 
 
 def _unresolved_capture(core: PaymentCore, amount: Decimal) -> str | None:
-    pending = core.capture_pending_amount
+    pending = core.progress.capture.sent_amount
     if pending is not None and amount != pending:
         return (
             f"a capture of {pending} is still unresolved: retry it with the same amount "
@@ -76,7 +76,7 @@ def _unresolved_capture(core: PaymentCore, amount: Decimal) -> str | None:
 def capture_amount(core: PaymentCore, command: CaptureCommand) -> Decimal:
     """The amount a capture sends: the command's, else the unresolved one, else the full."""
     s = core.state
-    return command.amount or core.capture_pending_amount or s.authorized_amount or s.amount
+    return command.amount or core.progress.capture.sent_amount or s.authorized_amount or s.amount
 
 
 def void_refusal(core: PaymentCore) -> str | None:
@@ -84,7 +84,7 @@ def void_refusal(core: PaymentCore) -> str | None:
         return "a direct payment cannot be voided: refund it instead"
     if core.status is not PaymentStatus.AUTHORIZED:
         return f"payment is {core.status.value}: only an AUTHORIZED payment can be voided"
-    if core.void_attempt > ids.MAX_STEP_ATTEMPTS:
+    if core.progress.void.attempt > ids.MAX_STEP_ATTEMPTS:
         return f"Ayoconnect refused {ids.MAX_STEP_ATTEMPTS} voids: no attempt left"
     return None
 
@@ -108,7 +108,7 @@ async def capture(core: PaymentCore, command: CaptureCommand, source: str) -> Ac
         assert s.invoice_number is not None
         request = CreateChargeRequest(
             transactionId=core.provider.tid(
-                ids.attempt_step(ids.Step.CAPTURE, core.capture_attempt)
+                ids.attempt_step(ids.Step.CAPTURE, core.progress.capture.attempt)
             ),
             customerId=s.customer_id,
             operation=Operation.CAPTURE,
@@ -116,7 +116,7 @@ async def capture(core: PaymentCore, command: CaptureCommand, source: str) -> Ac
             amount=amount,
         )
         by = f" by {command.requested_by}" if command.requested_by else ""
-        core.capture_pending_amount = amount  # sent: fixed until its outcome is known
+        core.progress.capture.sent_amount = amount  # sent: fixed until its outcome is known
         try:
             response = await core.provider.charge(request)
         except ProviderError as err:
@@ -126,7 +126,7 @@ async def capture(core: PaymentCore, command: CaptureCommand, source: str) -> Ac
         if response.status is not Wire.CAPTURED:
             why = f"capture answered {response.status.value}"
             return await _after_failed_capture(core, source, why, definite=True)
-        core.capture_pending_amount = None
+        core.progress.capture.sent_amount = None
         s.captured_amount = response.amount or amount
         core.transition(PaymentStatus.CAPTURED, f"captured {s.captured_amount}{by} ({source})")
         return ActionResult(outcome="captured", status=core.status, amount=s.captured_amount)
@@ -142,9 +142,9 @@ async def void(core: PaymentCore, command: VoidCommand, source: str) -> ActionRe
         assert core.state.invoice_number is not None
         by = f" by {command.requested_by}" if command.requested_by else ""
         # A void resent after no answer must be the same request: the first reason stays.
-        wire_reason = core.void_pending_reason or command.reason
-        core.void_pending_reason = wire_reason
-        step = ids.attempt_step(ids.Step.VOID, core.void_attempt)
+        wire_reason = core.progress.void.sent_reason or command.reason
+        core.progress.void.sent_reason = wire_reason
+        step = ids.attempt_step(ids.Step.VOID, core.progress.void.attempt)
         try:
             response = await core.provider.void(core.state.invoice_number, wire_reason, step)
         except ProviderError as err:
@@ -152,7 +152,7 @@ async def void(core: PaymentCore, command: VoidCommand, source: str) -> ActionRe
         if response.status is not Wire.VOIDED:
             why = f"void answered {response.status.value}"
             return await _after_failed_void(core, source, why, definite=True)
-        core.void_pending_reason = None
+        core.progress.void.sent_reason = None
         core.transition(PaymentStatus.VOIDED, f"voided{by}: {command.reason} ({source})")
         return ActionResult(outcome="voided", status=core.status)
 
@@ -176,7 +176,7 @@ async def confirm_provider_void(core: PaymentCore) -> None:
     """A callback (or reconciliation) said the provider moved the hold: the status API decides
     (VOIDED: EXPIRED; another status is applied as it is)."""
     async with core.lock:
-        core.provider_void_hint = False
+        core.progress.provider_void_hint = False
         if core.status is not PaymentStatus.AUTHORIZED:
             return
         detail = await core.confirm()
@@ -200,9 +200,9 @@ async def _after_failed_capture(
     if result.outcome != "refused" or (still_authorized and definite):
         # Resolved: it happened after all, or Ayoconnect said no and the hold is intact, so
         # the next capture is a new request under the next step.
-        core.capture_pending_amount = None
+        core.progress.capture.sent_amount = None
         if still_authorized:
-            core.capture_attempt += 1
+            core.progress.capture.attempt += 1
     return result
 
 
@@ -211,9 +211,9 @@ async def _after_failed_void(
 ) -> ActionResult:
     result, still_authorized = await _after_failed_action(core, source, why, "void")
     if result.outcome != "refused" or (still_authorized and definite):
-        core.void_pending_reason = None
+        core.progress.void.sent_reason = None
         if still_authorized:
-            core.void_attempt += 1
+            core.progress.void.attempt += 1
     return result
 
 

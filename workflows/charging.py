@@ -48,14 +48,14 @@ async def charge(core: PaymentCore) -> None:
     try:
         response = await core.provider.charge(_charge_request(core))
     except ProviderError as err:
-        core.charge_answered = True
+        core.progress.charge_answered = True
         if err.failure.error_type in _NO_CHARGE:
             core.fail_from_error(err.failure)
         else:
             await _decide_after_failed_charge(core, err)
         core.raise_if_cancelled()
         return
-    core.charge_answered = True
+    core.progress.charge_answered = True
     core.apply_charge_response(response)
     core.raise_if_cancelled()
     if core.status in UNDECIDED:
@@ -260,7 +260,7 @@ def on_payment_callback(core: PaymentCore, callback: PaymentCallback) -> None:
     if core.status is PaymentStatus.AUTHORIZED and callback.status is Wire.VOIDED:
         # The provider's authorization window may end before Kartu's timer (clocks, a shorter
         # card window): a hint only, the hold loop asks the status API before it believes it.
-        core.provider_void_hint = True
+        core.progress.provider_void_hint = True
         return
     if not core.awaiting_answer and not watching_late_result(core):
         core.ignore(

@@ -37,7 +37,7 @@ async def confirm(core: PaymentCore) -> None:
                 await compensate(core, f"merchant confirmation failed: {failure.message}")
             return
         held = core.status
-        core.held_status = held
+        core.progress.held_status = held
         why = f"merchant confirmation unanswered ({failure.describe()}): money kept, ops decide"
         core.state.attention_reason = why
         core.transition(PaymentStatus.NEEDS_ATTENTION, why)
@@ -45,7 +45,7 @@ async def confirm(core: PaymentCore) -> None:
         if command.action == "close":
             core.close_by_ops(command)
             return
-        core.held_status = None
+        core.progress.held_status = None
         core.state.attention_reason = None
         who = command.resolved_by or "ops"
         core.transition(held, f"merchant confirmation retried (resolved by {who})")
@@ -53,8 +53,8 @@ async def confirm(core: PaymentCore) -> None:
 
 def release_held(core: PaymentCore, reason: str) -> None:
     """Leave a merchant NEEDS_ATTENTION for the status the money is in, so it can go back."""
-    if core.status is PaymentStatus.NEEDS_ATTENTION and core.held_status is not None:
-        held, core.held_status = core.held_status, None
+    if core.status is PaymentStatus.NEEDS_ATTENTION and core.progress.held_status is not None:
+        held, core.progress.held_status = core.progress.held_status, None
         core.state.attention_reason = None
         core.transition(held, reason)
 

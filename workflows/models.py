@@ -263,6 +263,44 @@ class PaymentOutcome(KartuModel):
     reason: str | None = None
 
 
+class CaptureProgress(KartuModel):
+    """A capture's attempt number (its step ``cap``, ``cap2``...) and the amount the current
+    attempt sent, kept while its outcome is unresolved (a retry sends the same id and body)."""
+
+    attempt: int = 1
+    sent_amount: Decimal | None = None
+
+
+class VoidProgress(KartuModel):
+    """A void's attempt number (``vod``, ``vod2``...) and the reason the current attempt sent."""
+
+    attempt: int = 1
+    sent_reason: str | None = None
+
+
+class PaymentProgress(KartuModel):
+    """Where a payment's lifecycle is, beyond its status: what its steps decide on. Part of
+    ``PaymentState``, so the ``state`` query shows all of it."""
+
+    # The charge call returned (an answer or a failure): money may have moved.
+    charge_answered: bool = False
+    # PAID / AUTHORIZED checked against the payment's deadline: the money stays. Until then
+    # ``first_outcome`` does not answer, so it never says a status Kartu is about to undo.
+    money_kept: bool = False
+    # A callback (or reconciliation) said the provider shows a hold Kartu still holds as
+    # AUTHORIZED otherwise: the hold asks the status API before it believes it.
+    provider_void_hint: bool = False
+    # Look-ups callbacks asked for: bounded, so callbacks cannot exhaust the look-up ids.
+    callback_lookups: int = 0
+    # A cancel arrived while a money call was in flight: acted on once the call's result is
+    # recorded (the call itself is never abandoned halfway).
+    cancel_requested: bool = False
+    # The money's status while NEEDS_ATTENTION waits on ops for a merchant's answer.
+    held_status: PaymentStatus | None = None
+    capture: CaptureProgress = Field(default_factory=CaptureProgress)
+    void: VoidProgress = Field(default_factory=VoidProgress)
+
+
 class PaymentState(KartuModel):
     payment_id: str
     workflow_id: str
@@ -290,6 +328,7 @@ class PaymentState(KartuModel):
     # Since then Kartu has been asking the provider for its final word on the charge
     # (PENDING_PROVIDER, then NEEDS_ATTENTION once it took too long); None once it answered.
     provider_answer_awaited_since: datetime | None = None
+    progress: PaymentProgress = Field(default_factory=PaymentProgress)
     callbacks_received: int = 0
     # What reconciliation found this payment and the provider's ledger disagree on (bounded).
     reconcile_differences: list[str] = Field(default_factory=list)

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         PaymentFlow,
         PaymentInput,
         PaymentOutcome,
+        PaymentProgress,
         PaymentState,
         PaymentStatus,
         ResolveCommand,
@@ -49,6 +50,11 @@ with workflow.unsafe.imports_passed_through():
 
 
 class PaymentCore:
+    """One payment's state (``state``: ``PaymentState`` with its ``progress``, one model, what
+    the ``state`` query shows) and the moves on it. Besides the state it holds only what is not
+    the payment's: the provider, the lock, and the messages handlers queue for the main
+    coroutine."""
+
     def __init__(self, payment: PaymentInput, flow: PaymentFlow) -> None:
         info = workflow.info()
         self.input = payment
@@ -68,37 +74,23 @@ class PaymentCore:
         self.charge_transaction_id = self.provider.tid(self.charge_step)
         # Serializes capture, void, expiry and compensation (safe message handlers).
         self.lock = asyncio.Lock()
-        # A callback arrived since the last status look-up: look again now.
+        # Messages the main coroutine acts on (handlers only record them): a callback arrived
+        # since the last status look-up (look again now), and ops' queued resolves.
         self.wake = False
-        # The charge call returned (with an answer or a failure): money may have moved.
-        self.charge_answered = False
         self.last_callback: PaymentCallback | None = None
-        # A callback (or reconciliation) said the provider shows a hold Kartu still holds as
-        # AUTHORIZED otherwise (voided at its window's end, captured elsewhere): the hold loop
-        # asks the status API before it believes it.
-        self.provider_void_hint = False
-        # PAID / AUTHORIZED checked against the payment's deadline: the money stays. Until then
-        # ``first_outcome`` does not answer, so it never says a status Kartu is about to undo.
-        self.money_kept = False
-        # Look-ups a callback asked for: bounded, so callbacks cannot exhaust ``s<n>``.
-        self.callback_lookups = 0
         self.resolutions: list[Resolution] = []
         # Money still to put back (survives NEEDS_ATTENTION and a cancel), see compensation.py.
         self.pending: PendingCompensation | None = None
-        # The money's status while NEEDS_ATTENTION waits on ops for a merchant's answer.
-        self.held_status: PaymentStatus | None = None
-        # Capture and void: the attempt number of their step (``cap``, ``cap2``...) and what
-        # the current step sent, kept while its outcome is unresolved (same id, same body).
-        self.capture_attempt = 1
-        self.capture_pending_amount: Decimal | None = None
-        self.void_attempt = 1
-        self.void_pending_reason: str | None = None
 
     # --- bookkeeping ------------------------------------------------------------------------
 
     @property
     def status(self) -> PaymentStatus:
         return self.state.status
+
+    @property
+    def progress(self) -> PaymentProgress:
+        return self.state.progress
 
     @property
     def decided(self) -> bool:
@@ -108,7 +100,7 @@ class PaymentCore:
         if status is PaymentStatus.PENDING:
             return False
         if status in (PaymentStatus.PAID, PaymentStatus.AUTHORIZED):
-            return self.money_kept
+            return self.progress.money_kept
         return True
 
     @property
@@ -172,12 +164,12 @@ class PaymentCore:
 
     def woken(self) -> bool:
         """A callback asked for a look-up, within the budget (bounds look-ups and history)."""
-        return self.wake and self.callback_lookups < policies.MAX_CALLBACK_LOOKUPS
+        return self.wake and self.progress.callback_lookups < policies.MAX_CALLBACK_LOOKUPS
 
     def take_wake(self) -> None:
         """About to look the payment up: a pending callback wake is served by it."""
         if self.woken():
-            self.callback_lookups += 1
+            self.progress.callback_lookups += 1
         self.wake = False
 
     async def next_resolution(self) -> ResolveCommand:
@@ -219,7 +211,7 @@ class PaymentCore:
         s = self.state
         s.attention_reason = None
         s.provider_answer_awaited_since = None  # ops established the outcome
-        self.held_status = None
+        self.progress.held_status = None
         reason = f"resolved by {who}: {command.note or 'closed'}"
         if command.status is PaymentStatus.REFUNDED:
             s.refunded_amount = s.captured_amount or s.amount
@@ -229,6 +221,7 @@ class PaymentCore:
 
     def raise_if_cancelled(self) -> None:
         if self.provider.cancel_requested:
+            self.progress.cancel_requested = True
             raise asyncio.CancelledError("payment cancelled")
 
     def past_deadline(self) -> bool:

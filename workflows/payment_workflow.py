@@ -93,7 +93,7 @@ class PaymentWorkflow:
             async with core.lock:
                 await compensate(core, "charge succeeded after the payment's deadline")
             return False
-        core.money_kept = True
+        core.progress.money_kept = True
         return True
 
     async def _confirm_with_merchant(self) -> None:
@@ -105,7 +105,7 @@ class PaymentWorkflow:
         core = self.core
         workflow.logger.info("payment %s cancelled at %s", core.state.payment_id, core.status)
         if core.status in UNDECIDED:
-            if core.charge_answered:
+            if core.progress.charge_answered:
                 # The issuer may still approve: follow the challenge to its end, then release.
                 await charging.settle_challenge(core)
             else:
@@ -153,7 +153,7 @@ class PaymentWorkflow:
         for difference in found.differences[:5]:
             core.record_difference(f"{difference}{shown}")
         if core.status is PaymentStatus.AUTHORIZED:
-            core.provider_void_hint = True
+            core.progress.provider_void_hint = True
         elif core.awaiting_answer:
             core.wake = True
         elif core.status is PaymentStatus.NEEDS_ATTENTION:

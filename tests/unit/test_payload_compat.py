@@ -27,17 +27,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from ayoconnect.models import Customer
 from gateway import GatewaySettings, create_app
 from gateway.schemas import CaptureBody, PaymentCreate, RefundBody, RegistrationCreate, VoidBody
-from starter.client import KartuClient
-from starter.errors import InvalidRequest
+from starter.client import InvalidRequest, KartuClient
 from workflows import lookups, models, reconciliation_models
 from workflows.models import (
     ActionResult,
     CaptureCommand,
+    CaptureProgress,
     IgnoredMessage,
     KartuModel,
     PaymentFlow,
     PaymentInput,
     PaymentOutcome,
+    PaymentProgress,
     PaymentRequestSummary,
     PaymentState,
     PaymentStatus,
@@ -51,6 +52,7 @@ from workflows.models import (
     UnbindInput,
     UnbindState,
     VoidCommand,
+    VoidProgress,
     WebviewInfo,
 )
 
@@ -82,6 +84,15 @@ EXAMPLES: list[KartuModel] = [
     VoidCommand(reason="order cancelled", requested_by="ops"),
     ResolveCommand(action="close", status=PaymentStatus.REFUNDED, note="refunded by phone"),
     ReconcileDifference(differences=["amount differs"], provider_status="SUCCESS"),
+    CaptureProgress(attempt=2, sent_amount=Decimal("1000.50")),
+    VoidProgress(attempt=1, sent_reason="order cancelled"),
+    PaymentProgress(
+        charge_answered=True,
+        money_kept=True,
+        callback_lookups=3,
+        held_status=PaymentStatus.PAID,
+        capture=CaptureProgress(attempt=2, sent_amount=Decimal("1000.50")),
+    ),
     ActionResult(outcome="captured", status=PaymentStatus.CAPTURED, amount=Decimal("1000.50")),
     PaymentOutcome(
         workflow_id="payment-order_1",

@@ -91,7 +91,7 @@ async def confirm_hold(wf: AuthCapturePaymentWorkflow) -> None:
     async with core.lock:
         detail = await core.confirm()
     if detail is not None and detail.status is not Wire.AUTHORIZED:
-        core.provider_void_hint = True  # the hold loop confirms it and records it
+        core.progress.provider_void_hint = True  # the hold loop confirms it and records it
 
 
 def with_version(changed: type) -> list[type]:
