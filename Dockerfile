@@ -20,6 +20,7 @@ COPY workflows ./workflows
 COPY starter ./starter
 COPY gateway ./gateway
 COPY telemetry ./telemetry
+COPY codec ./codec
 # Kartu itself without dependencies (all are in the lock); pip check fails the build if the
 # lock misses one that pyproject.toml asks for.
 RUN pip install --no-deps --no-build-isolation . && pip check

@@ -4,15 +4,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kartu-installed
 
-.PHONY: test lint format unit sandbox up demo bench clean
+.PHONY: test test-fast lint format unit sandbox up demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# Test processes (pytest-xdist). The suites that need a stack run in that stack's process
+# (their group, tests/conftest.py), the longest groups first, every other module wherever a
+# process is free; most stack tests wait on child processes, hence more test processes than
+# the two cores. Bytecode is cached (__pycache__, git-ignored) even where the environment says
+# PYTHONDONTWRITEBYTECODE: the suite starts hundreds of Python processes (the kartu CLI, the
+# stacks' parts), each would compile Kartu's modules again.
+TEST_PROCESSES ?= 4
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
+
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(PYTEST) -n $(TEST_PROCESSES) --dist loadgroup --no-loadscope-reorder
+
+# The inner loop (< 30 s): unit tests and the time-skipping workflow tests, no stack.
+test-fast: $(STAMP)
+	$(PYTEST) -n 2 --dist loadgroup tests/unit tests/workflows
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

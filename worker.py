@@ -39,8 +39,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import AyoconnectActivities
 from activities.reconciliation_activities import ReconciliationActivities
 from ayoconnect import AyoconnectClient, AyoconnectSettings
-from starter.codec import DEV_KEYS_FILE, codec_from_env
-from starter.codec import data_converter as codec_data_converter
+from codec import DEV_KEYS_FILE, codec_from_env
+from codec import data_converter as codec_data_converter
 from telemetry import metrics, tracing
 from telemetry.logs import configure_logging
 from workflows import ALL_WORKFLOWS

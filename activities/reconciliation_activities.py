@@ -131,7 +131,7 @@ class ReconciliationActivities:
 
     @activity.defn(name=LIST_CALLBACKS)
     async def list_callbacks(self, call: CallbackPageCall) -> CallbackPage:
-        from starter.unmatched import list_unmatched_callbacks
+        from starter.client.unmatched import list_unmatched_callbacks
 
         found = await list_unmatched_callbacks(
             self.temporal, since=call.window_start, limit=call.limit

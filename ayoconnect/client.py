@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .codes import DECLINE_CODES, RULE_VIOLATION_CASE, GatewayCode, parse_response_code
 from .errors import (
@@ -30,12 +29,14 @@ from .models import (
     CardsListResponse,
     CreateChargeRequest,
     CreateChargeResponse,
+    CustomerId,
     ErrorBody,
     GenerateWebviewRequest,
     GenerateWebviewResponse,
     PaymentActionResponse,
     PaymentStatusResponse,
     RefundRequest,
+    TransactionId,
     UnbindRequest,
     UnbindResponse,
     VoidRequest,
@@ -299,14 +300,23 @@ def _check_correlation_id(value: str) -> None:
         raise ValueError("correlation_id must be 32 lowercase hex characters (a UUID without '-')")
 
 
-_TRANSACTION_ID = re.compile(r"[A-Za-z0-9_\-]{1,32}")
-_CUSTOMER_ID = re.compile(r"[A-Za-z0-9]{6,16}")
+# The models' own types: a query string follows the same rule as a body.
+_TRANSACTION_ID: TypeAdapter[str] = TypeAdapter(TransactionId)
+_CUSTOMER_ID: TypeAdapter[str] = TypeAdapter(CustomerId)
+
+
+def _valid(adapter: TypeAdapter[str], value: str) -> bool:
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    return True
 
 
 def _check_query(params: dict[str, str]) -> None:
-    if not _TRANSACTION_ID.fullmatch(params["transactionId"]):
+    if not _valid(_TRANSACTION_ID, params["transactionId"]):
         raise ValueError("transactionId must be 1 to 32 ASCII letters, digits, '_' or '-'")
-    if not _CUSTOMER_ID.fullmatch(params["customerId"]):
+    if not _valid(_CUSTOMER_ID, params["customerId"]):
         raise ValueError("customerId must be 6 to 16 ASCII letters or digits")
 
 

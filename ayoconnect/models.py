@@ -7,6 +7,7 @@ validation errors, so a bad PAN or token never lands in a message or a log.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -56,6 +57,32 @@ def money(value: Decimal | str | int) -> Decimal:
     except InvalidOperation:
         raise ValueError("amount must be a decimal number") from None
     return _two_places(parsed)
+
+
+# An amount written as text (a REST body, a ``kartu --amount``, a string given to KartuClient):
+# the wire's decimal string, more than 0, at most two decimals, no leading zero. Decimal() alone
+# would take "1e3", "1_000", " 5", "+5" and digits of other scripts. One rule for the gateway's
+# schema (this pattern, in its OpenAPI), the CLI and the client (``amount_from_text``).
+AMOUNT_TEXT_PATTERN = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$"
+_AMOUNT_TEXT = re.compile(AMOUNT_TEXT_PATTERN)
+_DIGITS = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def amount_from_text(text: str) -> Decimal:
+    """``text`` as an amount if it follows ``AMOUNT_TEXT_PATTERN``; else ValueError saying what
+    is wrong (the value itself is never quoted)."""
+    if _AMOUNT_TEXT.fullmatch(text):
+        return money(text)
+    if not _DIGITS.fullmatch(text):
+        raise ValueError(
+            "amount must be digits with at most two decimals, e.g. 150000.00 "
+            "(no sign, exponent, blank or thousands separator)"
+        )
+    decimals = text.partition(".")[2]
+    if len(decimals) > 2:
+        raise ValueError("amount must have at most two decimal places")
+    money(text)  # 0, 0.00, too large: its own words
+    raise ValueError("amount must not start with a 0 (write 5 or 0.50, not 05)")
 
 
 Amount = Annotated[

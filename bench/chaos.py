@@ -58,12 +58,9 @@ from ayoconnect.models import CardData
 from ayoconnect.security import encrypt_card
 from sandbox.control_client import SandboxControl
 from sandbox.customer import CustomerError, authenticate_3ds
-from starter.client import KartuClient
-from starter.codec import KartuCodec, data_converter, parse_keys
-from starter.devserver import DevServer, free_port
-from starter.errors import ActionRefused, KartuError, KartuTimeout, KartuUnavailable
-from starter.reconcile import run_reconciliation
-from starter.stack import CALLBACK_PATH, Child, search_attribute_kinds, worker_script
+from starter.client import ActionRefused, KartuClient, KartuError, KartuTimeout, KartuUnavailable
+from starter.client.reconcile import run_reconciliation
+from starter.stack import LocalStack, StackConfig
 from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
 from workflows.ids import payment_workflow_id
 from workflows.models import (
@@ -206,6 +203,17 @@ FAULT_KINDS = ("errors", "drops", "delays", "duplicates", "reorders")
 EVENT_GAP = 6.0
 
 
+@dataclass(frozen=True)
+class Pace:
+    """What the run waits for in real time. The defaults are the README run's; a CI-size run
+    shortens them and keeps their order (the sandbox ends an abandoned 3DS page before Kartu's
+    window would, a kill or restart is over before the next one)."""
+
+    session_seconds: int = SESSION_SECONDS
+    challenge_window: timedelta = CHALLENGE_WINDOW
+    event_gap: float = EVENT_GAP
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -326,128 +334,84 @@ def quiet_runtime() -> Runtime:
 
 @dataclass
 class ChaosStack:
+    """The product's local stack (``starter.stack.LocalStack``, what ``kartu up`` runs) with
+    the chaos run's settings: its own codec keys, sped-up sandbox callbacks, a short 3DS page
+    session, seeded faults; no UI, no reconciliation schedule (the run reconciles itself).
+    ``config`` overrides ``StackConfig`` fields (e.g. the ports a test picked)."""
+
     data_dir: Path
     seed: int
     task_queue: str = "kartu-chaos"
     codec_keys: str = field(
         default_factory=lambda: "chaos:" + base64.b64encode(os.urandom(32)).decode()
     )
-    devserver: DevServer | None = None
-    children: dict[str, Child] = field(default_factory=dict)
-    sandbox_url: str = ""
-    gateway_url: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    pace: Pace = field(default_factory=Pace)
+    local: LocalStack | None = None
     worker_starts: int = 0
 
-    async def start(self) -> Client:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # Kept with the SQLite file, so a failed run's histories can be decoded and replayed.
-        keys = self.data_dir / "codec.keys"
-        keys.touch(mode=0o600)
-        keys.write_text(self.codec_keys + "\n", encoding="utf-8")
-        self.devserver = DevServer(
-            db_path=self.data_dir / "temporal.sqlite",
-            search_attributes=search_attribute_kinds(),
-            log_path=self.data_dir / "temporal.log",
-        )
-        self.devserver.start()
-        client = await self.connect()
-        sandbox_port, gateway_port = free_port(), free_port()
-        self.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        self.gateway_url = f"http://127.0.0.1:{gateway_port}"
-        self._spawn("sandbox", ["-m", "sandbox"], self._sandbox_env(sandbox_port))
-        self._spawn("gateway", ["-m", "gateway"], self._gateway_env(gateway_port))
-        self.start_worker()
-        await self._wait_http(self.sandbox_url + "/_sandbox/health", "sandbox")
-        await self._wait_http(self.gateway_url + "/healthz", "gateway")
-        return client
-
-    async def connect(self) -> Client:
-        assert self.devserver is not None
-        await self.devserver.wait_ready()
-        codec = KartuCodec(parse_keys(self.codec_keys))
-        return await Client.connect(
-            self.devserver.address, data_converter=data_converter(codec), runtime=quiet_runtime()
-        )
-
-    def _base_env(self) -> dict[str, str]:
-        assert self.devserver is not None
+    def _environ(self) -> dict[str, str]:
         return {
+            # No metrics endpoints (their default ports are fixed), unless the operator asks.
+            "KARTU_WORKER_METRICS_PORT": "0",
+            "KARTU_GATEWAY_METRICS_PORT": "0",
             **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "TEMPORAL_ADDRESS": self.devserver.address,
-            "TEMPORAL_NAMESPACE": "default",
-            "KARTU_TASK_QUEUE": self.task_queue,
-            "AYOCONNECT_BASE_URL": self.sandbox_url,
-            "KARTU_CODEC_KEYS": self.codec_keys,
-        }
-
-    def _sandbox_env(self, port: int) -> dict[str, str]:
-        return {
-            **self._base_env(),
-            "SANDBOX_PORT": str(port),
-            "SANDBOX_DB_PATH": str(self.data_dir / "sandbox.sqlite"),
-            "SANDBOX_CALLBACK_URL": self.gateway_url + CALLBACK_PATH,
             "SANDBOX_TIME_FACTOR": str(TIME_FACTOR),
-            "SANDBOX_SESSION_SECONDS": str(SESSION_SECONDS),
+            "SANDBOX_SESSION_SECONDS": str(self.pace.session_seconds),
             "SANDBOX_FAULT_SEED": str(self.seed),
             "SANDBOX_LOG_LEVEL": "warning",
-        }
-
-    def _gateway_env(self, port: int) -> dict[str, str]:
-        return {
-            **self._base_env(),
-            "KARTU_GATEWAY_PORT": str(port),
             "KARTU_GATEWAY_API_KEY": API_KEY,
             "KARTU_GATEWAY_LOG_LEVEL": "warning",
+            "KARTU_GRACEFUL_SHUTDOWN_SECONDS": "2",
         }
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
-        child = Child(name, [sys.executable, *args], env, self.data_dir / f"{name}.log")
-        child.start()
-        self.children[name] = child
-        return child
+    async def start(self) -> Client:
+        options: dict[str, Any] = {
+            "temporal_port": 0,
+            "sandbox_port": 0,
+            "gateway_port": 0,
+            "ui_port": 0,
+            "headless": True,
+            "task_queue": self.task_queue,
+            # Kept with the SQLite file, so a failed run's histories can be decoded and replayed.
+            "codec_keys": self.codec_keys,
+            "reconciliation_schedule": False,
+            **self.config,
+        }
+        self.local = LocalStack(StackConfig(data_dir=self.data_dir, **options), self._environ())
+        await self.local.start()
+        self.worker_starts = 1
+        return await self.connect()
 
-    def start_worker(self) -> None:
-        self.worker_starts += 1
-        env = {**self._base_env(), "KARTU_GRACEFUL_SHUTDOWN_SECONDS": "2"}
-        self._spawn("worker", [str(worker_script())], env)
+    async def connect(self) -> Client:
+        assert self.local is not None
+        return await self.local.connect(runtime=quiet_runtime())
+
+    @property
+    def sandbox_url(self) -> str:
+        assert self.local is not None
+        return self.local.config.sandbox_url
+
+    @property
+    def gateway_url(self) -> str:
+        assert self.local is not None
+        return self.local.config.gateway_url
 
     def kill_worker(self) -> None:
         """SIGKILL the worker's process group, as a power cut would, then start a new one."""
-        worker = self.children["worker"]
-        assert worker.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.process.pid, 9)
-        worker.process.wait(timeout=10)
-        self.start_worker()
+        assert self.local is not None
+        self.local.kill_child("worker")
+        self.local.start_child("worker")
+        self.worker_starts += 1
 
     async def restart_devserver(self) -> None:
         """Stop the dev server and start it again on the same SQLite file and port."""
-        assert self.devserver is not None
-        await asyncio.to_thread(self.devserver.stop)
-        self.devserver.start()
-        await self.devserver.wait_ready()
-
-    async def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as http:
-            while time.monotonic() < deadline:
-                if self.children[name].exit_code() is not None:
-                    raise RuntimeError(self.children[name].died())
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(url)).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"{name} not ready after {timeout:g} s (logs in {self.data_dir})")
+        assert self.local is not None
+        await self.local.restart_temporal()
 
     def stop(self) -> None:
-        for name in ("worker", "gateway", "sandbox"):
-            child = self.children.get(name)
-            if child is not None:
-                child.terminate()
-                child.wait(10)
-        if self.devserver is not None:
-            self.devserver.stop()
+        if self.local is not None:
+            self.local.stop()
 
 
 # --- driving payments ------------------------------------------------------------------------
@@ -468,10 +432,17 @@ RETRYABLE = (KartuUnavailable, KartuTimeout, RPCError, TimeoutError, httpx.HTTPE
 class Driver:
     """Plays the merchant's backend and its customers, retrying what the outage refuses."""
 
-    def __init__(self, kartu: KartuClient, cards: dict[str, str], seed: int) -> None:
+    def __init__(
+        self,
+        kartu: KartuClient,
+        cards: dict[str, str],
+        seed: int,
+        challenge_window: timedelta = CHALLENGE_WINDOW,
+    ) -> None:
         self.kartu = kartu
         self.cards = cards
         self.rng = random.Random(seed)
+        self.challenge_window = challenge_window
         self.retries = 0
 
     async def retry(self, call: Callable[[], Awaitable[T]], budget: float = 180.0) -> T:
@@ -519,7 +490,7 @@ class Driver:
             "amount": d.amount,
             "redirect_url": REDIRECT_URL,
             "encrypted_card": self.cards[d.flow.card],
-            "challenge_window": CHALLENGE_WINDOW,
+            "challenge_window": self.challenge_window,
             "timeout": 20,
         }
         start = self.kartu.authorize if d.flow.authorizes else self.kartu.pay
@@ -659,11 +630,11 @@ async def chaos_events(
     driving: asyncio.Event,
 ) -> None:
     """Fault bursts while driving; each event once its share of payments is done (or, if the
-    drive ends first, at once), at least EVENT_GAP seconds after the one before."""
+    drive ends first, at once), at least the pace's event gap after the one before."""
     events = schedule(report.kills, report.server_restarts)
     report.kills = report.server_restarts = 0
     burst_at = time.monotonic() + 5
-    next_at = 0.0  # events at least EVENT_GAP seconds apart
+    next_at = 0.0  # events at least the event gap apart
     while events:
         due = progress.done >= events[0][0] * progress.total or not driving.is_set()
         if not due or time.monotonic() < next_at:
@@ -681,7 +652,7 @@ async def chaos_events(
             await stack.restart_devserver()
             report.server_restarts += 1
             log("dev server restarted on its SQLite file")
-        next_at = time.monotonic() + EVENT_GAP
+        next_at = time.monotonic() + stack.pace.event_gap
 
 
 async def _burst(control: SandboxControl) -> None:
@@ -973,12 +944,18 @@ async def run_chaos(
     concurrency: int = 16,
     settle_timeout: float = 300.0,
     show_progress: bool = True,
+    stack_config: dict[str, Any] | None = None,
+    pace: Pace | None = None,
 ) -> ChaosReport:
     """Start a stack in ``data_dir``, drive ``n`` payments through chaos, then the long outage
-    with payments of its own, reconcile (ledger, then Kartu's reconciliation run), stop."""
+    with payments of its own, reconcile (ledger, then Kartu's reconciliation run), stop.
+    ``stack_config``: ``StackConfig`` fields for the stack (e.g. its ports); ``pace``: the
+    real-time waits (default: the README run's)."""
     started = time.monotonic()
     report = ChaosReport(payments=n, seed=seed, kills=kills, server_restarts=server_restarts)
-    stack = ChaosStack(data_dir=data_dir, seed=seed)
+    stack = ChaosStack(
+        data_dir=data_dir, seed=seed, config=dict(stack_config or {}), pace=pace or Pace()
+    )
     try:
         client = await stack.start()
         async with SandboxControl(stack.sandbox_url) as control:
@@ -999,7 +976,7 @@ async def _run(
     show_progress: bool,
 ) -> None:
     kartu = KartuClient(client, task_queue=stack.task_queue, outcome_timeout=20)
-    driver = Driver(kartu, await encrypted_cards(control), report.seed)
+    driver = Driver(kartu, await encrypted_cards(control), report.seed, stack.pace.challenge_window)
     run = uuid.uuid4().hex[:6]
     drives = plan(report.payments, report.seed, run)
     report.flows = dict(Counter(d.flow.value for d in drives))

@@ -10,7 +10,6 @@ import hmac
 import inspect
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -26,12 +25,13 @@ from ayoconnect.models import CALLBACK_ADAPTER
 from ayoconnect.settings import AyoconnectSettings
 from starter.client import KartuClient
 from telemetry import logs, tracing
+from telemetry.asgi import RequestObserver
 from telemetry.gateway_metrics import GatewayMetrics, RequestMetrics
 
 from .api import rest_router
 from .callbacks import CallbackJournal, SignatureVerifier, callbacks_router
 from .codec import codec_router
-from .errors import ApiError, error_response, install_error_handlers
+from .errors import ApiError, error_response, install_error_handlers, problem_media_types
 from .schemas import Health
 from .settings import GatewaySettings
 
@@ -90,9 +90,15 @@ def create_app(
     app.state.callback_journal = journal
     app.state.signature_verifier = verifier
     app.state.metrics = metrics
-    install_error_handlers(app)
+    install_error_handlers(app, redact_path)
 
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="Temporal reachable?")
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["health"],
+        summary="Temporal reachable?",
+        responses={503: {"model": Health, "description": "Temporal unreachable"}},
+    )
     async def healthz(request: Request) -> JSONResponse:
         ok = await request.app.state.kartu.check_health()
         body = Health(status="ok" if ok else "unavailable", temporal=ok)
@@ -129,7 +135,7 @@ async def _bind_log_ids(request: Request) -> None:
     ):
         try:
             body = await request.json()
-        except ValueError:  # the handler answers bad JSON
+        except (ValueError, RecursionError):  # the handler answers bad (deeply nested) JSON
             body = None
     logs.bind(**logs.request_ids(request.path_params, body))
 
@@ -147,7 +153,7 @@ def _openapi_with_callback_body(app: FastAPI) -> dict[str, Any]:
     components.update(body.pop("$defs", {}))
     operation = schema["paths"][CALLBACK_ROUTE]["post"]
     operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    app.openapi_schema = schema
+    app.openapi_schema = problem_media_types(schema)
     return schema
 
 
@@ -222,41 +228,21 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    response = error_response(413, f"the body is larger than {limit} bytes")
+    response = error_response(
+        413, f"the body is larger than {limit} bytes", instance=redact_path(scope["path"])
+    )
     response.headers["Connection"] = "close"
     await response(scope, receive, send)
 
 
-class AccessLog:
+class AccessLog(RequestObserver):
     """One line per request, method, redacted path (no query, no card token), status, time.
     Replaces uvicorn's access log, which would print card tokens from paths."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            access_log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                redact_path(scope["path"]),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        access_log.info(
+            "%s %s %s %.1fms", scope["method"], redact_path(scope["path"]), status, seconds * 1000
+        )
 
 
 def redact_path(path: str) -> str:

@@ -4,7 +4,7 @@ Order matters: the signature first (forged: 401, nothing read further), then the
 or schema: 400), then the route. Everything signed and well-formed is acknowledged with a 2xx,
 because Ayoconnect retries anything else: a callback for an unknown or finished workflow, or with
 an unroutable transactionId, is stored durably in Temporal (an ``UnmatchedCallback`` workflow,
-``starter.unmatched``, which also checks it against the provider) and listed by
+``starter.client.unmatched``, which also checks it against the provider) and listed by
 ``GET /callbacks/unmatched``, not lost; if Temporal cannot store it, 503, so Ayoconnect retries.
 A byte-identical callback delivered before is acknowledged without a second signal; the workflow
 would ignore it anyway. Only a Temporal outage answers 503, so that Ayoconnect retries.
@@ -21,21 +21,30 @@ import logging
 import re
 from collections import OrderedDict, deque
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ayoconnect.models import CALLBACK_ADAPTER, BindingCallback, PaymentCallback
 from ayoconnect.security import verify_callback_signature
 from ayoconnect.settings import AyoconnectSettings
-from starter.client import KartuClient, KartuUnavailable
-from starter.unmatched import list_unmatched_callbacks, record_unmatched_callback
+from starter.client import InvalidRequest, KartuClient, KartuUnavailable
+from starter.client.pages import MAX_PAGE_SIZE, MAX_TOKEN_LENGTH
+from starter.client.unmatched import list_unmatched_callbacks_page, record_unmatched_callback
 from telemetry.gateway_metrics import GatewayMetrics
 
-from .errors import ApiError, ErrorBody, error_response
+from .errors import (
+    INVALID_CALLBACK,
+    UNAVAILABLE,
+    ApiError,
+    ErrorBody,
+    describe_errors,
+    error_response,
+    field_errors,
+)
 from .settings import GatewaySettings
 
 log = logging.getLogger("kartu.gateway.callbacks")
@@ -45,6 +54,12 @@ _MAX_SIGNATURE_LENGTH = 128
 # bcrypt checks run in threads: at most this many at once, so a flood cannot take them all.
 _MAX_CONCURRENT_CHECKS = 4
 _SAFE = re.compile(r"[^A-Za-z0-9_\-]")
+# The tags of the callback union: pydantic puts the one matched first in an error's location.
+_TAGS = {
+    t
+    for m in (BindingCallback, PaymentCallback)
+    for t in get_args(m.model_fields["type"].annotation)
+}
 
 
 class CallbackAck(BaseModel):
@@ -65,6 +80,11 @@ class UnmatchedCallback(BaseModel):
     # Where it is stored (its ``UnmatchedCallback`` workflow) and what its check found.
     callback_workflow_id: str | None = None
     finding: str | None = None
+
+
+class UnmatchedPage(BaseModel):
+    callbacks: list[UnmatchedCallback]
+    next_page_token: str | None = None
 
 
 class SignatureVerifier:
@@ -183,6 +203,7 @@ def callbacks_router(
             400: {"model": ErrorBody, "description": "Not a valid Ayoconnect callback"},
             401: {"model": ErrorBody, "description": f"{header_name} missing or wrong"},
             413: {"model": ErrorBody, "description": "Body too large"},
+            500: {"model": ErrorBody, "description": "Internal error"},
             503: {"model": ErrorBody, "description": "Temporal unavailable: Ayoconnect retries"},
         },
     )
@@ -198,11 +219,12 @@ def callbacks_router(
             callback = CALLBACK_ADAPTER.validate_json(raw)
         except ValidationError as exc:
             metrics.callback(None, "rejected_invalid")
-            first = exc.errors(include_input=False, include_url=False)[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            if first["type"] == "json_invalid":
-                return error_response(400, "the body is not valid JSON")
-            return error_response(400, f"not an Ayoconnect callback: {first['msg']}", field)
+            errors = field_errors(exc.errors(include_url=False), "body", _TAGS)
+            if errors[0].code == "json_invalid":
+                detail = "the body is not valid JSON"
+            else:
+                detail = f"not an Ayoconnect callback: {describe_errors(errors)}"
+            return error_response(400, detail, kind=INVALID_CALLBACK, errors=errors)
         digest = hashlib.sha256(raw).digest()
         duplicate, workflow_id = journal.seen(digest)
         if duplicate:
@@ -214,7 +236,7 @@ def callbacks_router(
         except KartuUnavailable as exc:
             log.warning("callback %s not delivered: %s", _safe(callback.transactionId), exc)
             metrics.callback(callback.type, "unavailable")
-            return error_response(503, "Temporal is unavailable: retry later")
+            return error_response(503, "Temporal is unavailable: retry later", kind=UNAVAILABLE)
         if delivery.agrees_with_closed:
             journal.remember(digest, delivery.workflow_id)
             log.info(
@@ -240,7 +262,7 @@ def callbacks_router(
                 # Not remembered as handled: Ayoconnect's retry must get another chance.
                 log.warning("callback %s not stored: %s", _safe(callback.transactionId), exc)
                 metrics.callback(callback.type, "unavailable")
-                return error_response(503, "Temporal is unavailable: retry later")
+                return error_response(503, "Temporal is unavailable: retry later", kind=UNAVAILABLE)
         journal.remember(digest, delivery.workflow_id)
         if not delivery.delivered:
             journal.record_unmatched(
@@ -261,22 +283,32 @@ def callbacks_router(
 
     @router.get(
         "/unmatched",
-        response_model=list[UnmatchedCallback],
-        summary="Signed callbacks no running workflow took (newest last, bounded), as stored "
-        "in Temporal, with what their check against the provider found",
+        response_model=UnmatchedPage,
+        summary="Signed callbacks no running workflow took, newest first, a page at a time, as "
+        "stored in Temporal, with what their check against the provider found",
         dependencies=[Depends(require_api_key)],
         responses={
             401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+            422: {"model": ErrorBody, "description": "Invalid page_size or page_token"},
+            500: {"model": ErrorBody, "description": "Internal error"},
             503: {"model": ErrorBody, "description": "Temporal unavailable"},
         },
     )
-    async def unmatched(request: Request) -> list[UnmatchedCallback]:
+    async def unmatched(
+        request: Request,
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+        page_token: Annotated[str | None, Query(min_length=1, max_length=MAX_TOKEN_LENGTH)] = None,
+    ) -> UnmatchedPage:
         kartu: KartuClient = request.app.state.kartu
         try:
-            stored = await list_unmatched_callbacks(kartu.temporal, limit=gateway.unmatched_max)
+            stored, following = await list_unmatched_callbacks_page(
+                kartu.temporal, page_size=page_size, page_token=page_token
+            )
         except RPCError as exc:
+            if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+                raise InvalidRequest(f"search refused: {exc.message}", "page_token") from None
             log.warning("unmatched callbacks not listed: %s", exc)
-            raise ApiError(503, "Temporal is unavailable: retry later") from None
+            raise ApiError(503, "Temporal is unavailable: retry later", kind=UNAVAILABLE) from None
         entries = [
             UnmatchedCallback(
                 received_at=c.received_at,
@@ -290,11 +322,18 @@ def callbacks_router(
             )
             for c in stored
         ]
-        # Visibility shows a new workflow a moment late: this gateway's latest fill the gap.
-        listed = {e.callback_workflow_id for e in entries}
-        entries += [e for e in journal.unmatched if e.callback_workflow_id not in listed]
-        entries.sort(key=lambda e: e.received_at)
-        return entries[-gateway.unmatched_max :]
+        if page_token is None:
+            # Visibility shows a new workflow a moment late: this gateway's latest fill the gap
+            # on the first page (those newer than its last entry, if more pages follow).
+            listed = {e.callback_workflow_id for e in entries}
+            floor = entries[-1].received_at if entries and following else None
+            entries += [
+                e
+                for e in journal.unmatched
+                if e.callback_workflow_id not in listed and (floor is None or e.received_at > floor)
+            ]
+            entries.sort(key=lambda e: e.received_at, reverse=True)
+        return UnmatchedPage(callbacks=entries, next_page_token=following)
 
     return router
 

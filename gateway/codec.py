@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from temporalio.converter import PayloadCodec
 
-from starter.codec import CodecError, decode_payloads_json, encode_payloads_json
+from codec import CodecError, decode_payloads_json, encode_payloads_json
 
 from .errors import ApiError, ErrorBody
 

@@ -28,7 +28,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.converter import PayloadCodec
 
-from starter.codec import (
+from codec import (
     CodecConfigError,
     CodecError,
     codec_from_env,

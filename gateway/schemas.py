@@ -8,13 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ayoconnect.models import AMOUNT_TEXT_PATTERN as AMOUNT_PATTERN
 from ayoconnect.models import CardToken, CustomerId, Url
 from workflows.ids import KEY_MAX_LENGTH
 from workflows.models import CapturePolicy
 
 KEY_PATTERN = rf"^[A-Za-z0-9_]{{1,{KEY_MAX_LENGTH}}}$"
-# Positive: 0 and 0.00 are refused by the schema as by the gateway.
-AMOUNT_PATTERN = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$"
 
 MerchantKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["order_20240501_0001"])]
 AmountString = Annotated[

@@ -34,7 +34,7 @@ from sandbox.control_client import SandboxControl
 from sandbox.customer import CustomerError, authenticate_3ds, register_card
 
 from .client import KartuClient, KartuError, KartuTimeout
-from .output import emit, print_json, table
+from .output import Block, Table, Text, print_json
 
 FRICTIONLESS_CARD = "4111111111111111"
 CHALLENGE_CARD = "4000000000003220"
@@ -78,6 +78,11 @@ class FlowResult:
     def ok(self) -> bool:
         return self.status == self.expected
 
+    def line(self) -> str:
+        """One line for progress output: the flow, its status and time."""
+        verdict = "ok" if self.ok else f"expected {self.expected}"
+        return f"{self.flow}: {self.status} ({verdict}, {self.seconds:g} s)"
+
     def as_dict(self, ui_url: str, namespace: str) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok, "ui": workflow_link(ui_url, namespace, self)}
 
@@ -96,13 +101,26 @@ class Card:
     customer_id: str
 
 
+def _ignore(_: Any) -> None:
+    pass
+
+
 class Demo:
-    def __init__(self, kartu: KartuClient, sandbox: SandboxControl, timeout: float) -> None:
+    def __init__(
+        self,
+        kartu: KartuClient,
+        sandbox: SandboxControl,
+        timeout: float,
+        on_start: Callable[[str], None] = _ignore,
+        on_end: Callable[[FlowResult], None] = _ignore,
+    ) -> None:
         self.kartu = kartu
         self.sandbox = sandbox
         self.timeout = timeout
         self.run_id = "d" + secrets.token_hex(4)  # keys stay unique across runs
         self.results: list[FlowResult] = []
+        # Progress: a flow started, a flow ended (``kartu demo`` draws them on stderr).
+        self.on_start, self.on_end = on_start, on_end
 
     def key(self, name: str) -> str:
         return f"{self.run_id}_{name}"
@@ -111,6 +129,7 @@ class Demo:
         self, name: str, expected: str, body: Callable[[], Awaitable[tuple[str, str | None]]]
     ) -> FlowResult:
         """Run one flow; any failure becomes its row's status and detail, never a crash."""
+        self.on_start(name)
         started = time.monotonic()
         workflow_id: str | None = None
         try:
@@ -129,6 +148,7 @@ class Demo:
             name, expected, status, workflow_id, round(time.monotonic() - started, 2), detail
         )
         self.results.append(result)
+        self.on_end(result)
         return result
 
     # --- the flows --------------------------------------------------------------------------
@@ -338,14 +358,20 @@ async def _check_stack(kartu: KartuClient, sandbox: SandboxControl, sandbox_url:
 
 
 async def run_demo(
-    kartu: KartuClient, *, sandbox_url: str, timeout: float = 60.0
+    kartu: KartuClient,
+    *,
+    sandbox_url: str,
+    timeout: float = 60.0,
+    on_start: Callable[[str], None] = _ignore,
+    on_end: Callable[[FlowResult], None] = _ignore,
 ) -> list[FlowResult]:
     """Every flow, in an order that keeps them apart: registrations first (the payments need
     the cards), then the payments side by side, then the clock move (it would void any other
-    authorization still open), then the cards list and an unbind."""
+    authorization still open), then the cards list and an unbind. ``on_start(flow)`` and
+    ``on_end(result)`` report progress."""
     async with SandboxControl(sandbox_url) as sandbox:
         await _check_stack(kartu, sandbox, sandbox_url)
-        demo = Demo(kartu, sandbox, timeout)
+        demo = Demo(kartu, sandbox, timeout, on_start, on_end)
         try:
             card = await demo.register("card", FRICTIONLESS_CARD, None)
             challenge_card = await demo.register("card3ds", CHALLENGE_CARD, card.customer_id)
@@ -373,12 +399,16 @@ def print_results(
     if json_output:
         print_json({"ok": ok, "flows": [r.as_dict(ui_url, namespace) for r in results]})
         return
+    from starter.cli.console import print_doc
+
     rows = [{**asdict(r), "result": "ok" if r.ok else "FAILED"} for r in results]
-    emit(table(rows, ["flow", "expected", "status", "result", "seconds", "workflow_id"]))
-    for r in results:
-        if not r.ok and r.detail:
-            emit(f"{r.flow}: {r.detail}")
+    columns = ["flow", "expected", "status", "result", "seconds", "workflow_id"]
+    doc: list[Block] = [Table(rows, columns)]
+    details = [f"{r.flow}: {r.detail}" for r in results if not r.ok and r.detail]
+    if details:
+        doc.append(Text("\n".join(details)))
     links = [workflow_link(ui_url, namespace, r) for r in results if r.workflow_id]
     if links:
-        emit("\nin the Temporal UI:\n" + "\n".join(f"  {link}" for link in links))
-    emit("\nall flows ended as expected" if ok else "\nsome flows did not end as expected")
+        doc.append(Text("in the Temporal UI:\n" + "\n".join(f"  {link}" for link in links)))
+    doc.append(Text("all flows ended as expected" if ok else "some flows did not end as expected"))
+    print_doc(doc)

@@ -31,10 +31,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 from temporalio.api.enums.v1 import TaskQueueType
@@ -43,8 +43,11 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from .devserver import DevServer
+from .devserver import DevServer, free_port
 from .output import emit, fields, print_json_line
+
+if TYPE_CHECKING:
+    from .codec import KartuCodec
 
 API_KEY_FILE = "gateway-api-key"
 CODEC_KEYS_FILE = "codec.keys"
@@ -56,8 +59,24 @@ _REMOTE_ONLY_VARIABLES = (
     "TEMPORAL_TLS_KEY",
     "TEMPORAL_TLS_CA",
     "TEMPORAL_API_KEY",
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_CONFIG_FILE",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_CERT_DATA",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_DATA",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_DATA",
+    "TEMPORAL_TLS_SERVER_NAME",
+    "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION",
 )
+# Prefixes of remote-only variables (gRPC metadata, codec endpoints of a real cluster).
+_REMOTE_ONLY_PREFIXES = ("TEMPORAL_GRPC_META_", "TEMPORAL_CODEC_")
 _KINDS = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime"}
+
+
+PARTS = ("sandbox", "gateway", "worker")
 
 
 class StackError(Exception):
@@ -66,6 +85,10 @@ class StackError(Exception):
 
 @dataclass(frozen=True)
 class StackConfig:
+    """One local stack. ``kartu up`` fills it from its flags; tests and benches start several
+    side by side: port 0 is a free loopback port chosen at start, ``headless`` drops the UI.
+    Everything else a part reads comes from the environment given to ``LocalStack``."""
+
     data_dir: Path = Path(".kartu")
     host: str = "127.0.0.1"
     temporal_port: int = 7233
@@ -78,6 +101,17 @@ class StackConfig:
     stop_timeout: float = 15.0
     # How long the sandbox (the provider) holds an authorization; None: its setting (7 days).
     sandbox_auth_window: timedelta | None = None
+    # No Temporal UI (nor its port): what tests and benches run.
+    headless: bool = False
+    # The payload codec's keys ("id:base64key", KARTU_CODEC_KEYS' format), kept in
+    # <data-dir>/codec.keys (0600) so the stack's histories can be decoded afterwards. None: the
+    # environment's keys, else a local key generated into that file on first start.
+    codec_keys: str | None = None
+    # The hourly reconciliation schedule (``starter.reconcile``); a bench may do without.
+    reconciliation_schedule: bool = True
+    # The Python parts started as child processes (``PARTS``, in start order). A test harness
+    # that runs some of them in its own process (to look inside them) leaves those out.
+    parts: tuple[str, ...] = PARTS
 
     @property
     def temporal_address(self) -> str:
@@ -87,8 +121,29 @@ class StackConfig:
         return f"http://{self.host}:{port}"
 
     @property
-    def ui_url(self) -> str:
-        return self.url(self.ui_port)
+    def ports(self) -> dict[str, int]:
+        """The stack's ports by flag name (without the UI's when headless)."""
+        ports = {"temporal": self.temporal_port, "ui": self.ui_port}
+        ports |= {"sandbox": self.sandbox_port, "gateway": self.gateway_port}
+        if self.headless:
+            del ports["ui"]
+        return ports
+
+    def with_free_ports(self) -> StackConfig:
+        """Port 0 replaced by a free loopback port (all of them distinct)."""
+        taken = {port for port in self.ports.values() if port}
+        chosen: dict[str, int] = {}
+        for name, port in self.ports.items():
+            while not port:
+                candidate = free_port(self.host)
+                port = 0 if candidate in taken else candidate
+            taken.add(port)
+            chosen[f"{name}_port"] = port
+        return replace(self, **chosen)
+
+    @property
+    def ui_url(self) -> str | None:
+        return None if self.headless else self.url(self.ui_port)
 
     @property
     def sandbox_url(self) -> str:
@@ -149,6 +204,13 @@ class Child:
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the process group, as a power cut would, and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
 
     def wait(self, timeout: float) -> None:
         """Wait for the exit; SIGKILL the process group when it takes longer than ``timeout``."""
@@ -231,8 +293,14 @@ def gateway_api_key(data_dir: Path, environ: Mapping[str, str]) -> tuple[str, Pa
     return key, path
 
 
-def codec_keys_file(data_dir: Path, environ: Mapping[str, str]) -> Path | None:
-    """The payload codec's local key file, when the environment configures no keys."""
+def codec_keys_file(
+    data_dir: Path, environ: Mapping[str, str], keys: str | None = None
+) -> Path | None:
+    """The payload codec's key file in the data directory: ``keys`` when given (written on
+    first start, the same keys required after), else a generated local key when the
+    environment configures none. None: the environment's keys (or no codec) apply."""
+    if keys is not None:
+        return _given_codec_keys(data_dir / CODEC_KEYS_FILE, keys)
     if any(environ.get(v) for v in ("KARTU_CODEC_KEYS", "KARTU_CODEC_KEYS_FILE")):
         return None
     if environ.get("KARTU_CODEC_DISABLED", "").strip().lower() in ("1", "true", "yes"):
@@ -246,13 +314,24 @@ def codec_keys_file(data_dir: Path, environ: Mapping[str, str]) -> Path | None:
     return path
 
 
+def _given_codec_keys(path: Path, keys: str) -> Path:
+    from .codec import CodecConfigError, parse_keys
+
+    try:
+        wanted = parse_keys(keys, source="the stack's codec keys")
+        if not path.exists():
+            write_secret_file(path, keys.strip())
+        elif parse_keys(path.read_text(encoding="utf-8"), source=str(path)) != wanted:
+            # Histories already in this data directory were encrypted with the file's keys.
+            raise StackError(f"{path} holds other codec keys than the ones given")
+    except CodecConfigError as exc:
+        raise StackError(str(exc)) from None
+    return path
+
+
 def check_ports_free(config: StackConfig) -> None:
-    for flag, port in (
-        ("--temporal-port", config.temporal_port),
-        ("--ui-port", config.ui_port),
-        ("--sandbox-port", config.sandbox_port),
-        ("--gateway-port", config.gateway_port),
-    ):
+    for name, port in config.ports.items():
+        flag = f"--{name}-port"
         if not 1 <= port <= 65535:
             raise StackError(f"{flag} {port} is not a port number (1-65535)")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -264,7 +343,7 @@ def check_ports_free(config: StackConfig) -> None:
                     f"port {port} ({flag}) on {config.host} is in use: stop what uses it "
                     f"or choose another with {flag}"
                 ) from None
-    ports = [config.temporal_port, config.ui_port, config.sandbox_port, config.gateway_port]
+    ports = list(config.ports.values())
     if len(set(ports)) != len(ports):
         raise StackError("--temporal-port, --ui-port, --sandbox-port and --gateway-port differ")
 
@@ -279,6 +358,10 @@ def search_attribute_kinds() -> dict[str, str]:
 
 
 class LocalStack:
+    """The parts as child processes, configured by ``config`` and the environment ``environ``
+    (default: this process's), which every part inherits: extra settings for a part (e.g.
+    ``SANDBOX_TIME_FACTOR``, ``KARTU_GATEWAY_API_KEY``) go there."""
+
     def __init__(self, config: StackConfig, environ: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.data_dir = config.data_dir.resolve()
@@ -293,17 +376,17 @@ class LocalStack:
     # -- start ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        cfg = self.config
         self._lock = lock_data_dir(self.data_dir)
+        self.config = cfg = self.config.with_free_ports()
         check_ports_free(cfg)
         api_key, self.api_key_file = gateway_api_key(self.data_dir, self.environ)
-        self.codec_keys_file = codec_keys_file(self.data_dir, self.environ)
+        self.codec_keys_file = codec_keys_file(self.data_dir, self.environ, cfg.codec_keys)
 
         self.devserver = DevServer(
             db_path=self.data_dir / "temporal.sqlite",
             port=cfg.temporal_port,
             ui_port=cfg.ui_port,
-            headless=False,
+            headless=cfg.headless,
             host=cfg.host,
             namespace=cfg.namespace,
             search_attributes=search_attribute_kinds(),
@@ -318,10 +401,11 @@ class LocalStack:
         from worker import register_search_attributes
 
         await register_search_attributes(self.client)
-        await self._reconciliation_schedule()
+        if cfg.reconciliation_schedule:
+            await self._reconciliation_schedule()
 
         python = sys.executable
-        self.children = [
+        children = [
             Child("sandbox", [python, "-m", "sandbox"], self._sandbox_env(), self._log("sandbox")),
             Child(
                 "gateway",
@@ -333,6 +417,7 @@ class LocalStack:
                 "worker", [python, str(worker_script())], self._worker_env(), self._log("worker")
             ),
         ]
+        self.children = [child for child in children if child.name in cfg.parts]
         for child in self.children:
             child.start()
         await self.wait_ready()
@@ -356,15 +441,24 @@ class LocalStack:
 
     def _base_env(self) -> dict[str, str]:
         cfg = self.config
-        env = {k: v for k, v in self.environ.items() if k not in _REMOTE_ONLY_VARIABLES}
+        env = {
+            k: v
+            for k, v in self.environ.items()
+            if k not in _REMOTE_ONLY_VARIABLES and not k.startswith(_REMOTE_ONLY_PREFIXES)
+        }
         env.update(
             PYTHONUNBUFFERED="1",
+            # The local stack never reads a developer's own temporal.toml (a Cloud profile).
+            TEMPORAL_CONFIG_FILE=os.devnull,
             TEMPORAL_ADDRESS=cfg.temporal_address,
             TEMPORAL_NAMESPACE=cfg.namespace,
             KARTU_TASK_QUEUE=cfg.task_queue,
             AYOCONNECT_BASE_URL=cfg.sandbox_url,
         )
         if self.codec_keys_file is not None:
+            # One source of keys: the file wins over keys or a switch-off inherited.
+            for name in ("KARTU_CODEC_KEYS", "KARTU_CODEC_DISABLED"):
+                env.pop(name, None)
             env["KARTU_CODEC_KEYS_FILE"] = str(self.codec_keys_file)
         return env
 
@@ -391,10 +485,11 @@ class LocalStack:
             "KARTU_GATEWAY_API_KEY": api_key,
             # The local UI decodes payloads through the gateway; it cannot send the API key.
             "KARTU_GATEWAY_CODEC_OPEN_ON_LOOPBACK": "1",
-            "KARTU_GATEWAY_CODEC_CORS_ORIGINS": json.dumps(
-                [cfg.url(cfg.ui_port), f"http://localhost:{cfg.ui_port}"]
-            ),
         }
+        if not cfg.headless:
+            env["KARTU_GATEWAY_CODEC_CORS_ORIGINS"] = json.dumps(
+                [cfg.url(cfg.ui_port), f"http://localhost:{cfg.ui_port}"]
+            )
         env.pop("KARTU_GATEWAY_INSECURE_DEV", None)
         return env
 
@@ -412,7 +507,11 @@ class LocalStack:
             "gateway": self._gateway_ready,
             "worker": self._worker_ready,
         }
-        pending = dict(checks)
+        pending = {
+            name: check
+            for name, check in checks.items()
+            if name in self.config.parts or (name == "Temporal UI" and not self.config.headless)
+        }
         deadline = time.monotonic() + self.config.ready_timeout
         async with httpx.AsyncClient(timeout=2.0) as http:
             while pending:
@@ -432,7 +531,7 @@ class LocalStack:
                 await asyncio.sleep(0.1)
 
     async def _ui_ready(self, http: httpx.AsyncClient) -> bool:
-        response = await http.get(self.config.ui_url)
+        response = await http.get(self.config.url(self.config.ui_port))
         return response.status_code == 200
 
     async def _sandbox_ready(self, http: httpx.AsyncClient) -> bool:
@@ -466,6 +565,57 @@ class LocalStack:
 
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)
+
+    # -- one part at a time (chaos, crash tests; a supervisor) ---------------------------
+
+    def kill_child(self, name: str) -> None:
+        """SIGKILL one part (a power cut for it); ``start_child`` brings it back."""
+        self.child(name).kill()
+
+    def start_child(self, name: str) -> None:
+        """Start a part again that exited or was killed: same command, environment and log."""
+        child = self.child(name)
+        if child.exit_code() is None and child.process is not None:
+            raise StackError(f"{name} is running (pid {child.pid})")
+        child.start()
+
+    async def restart_temporal(self) -> Client:
+        """Stop the dev server and start it again on the same SQLite file and ports; the
+        parts reconnect by themselves. Returns (and keeps) a new plain client."""
+        assert self.devserver is not None
+        await asyncio.to_thread(self.devserver.stop)
+        self.devserver.start()
+        try:
+            self.client = await self.devserver.wait_ready(timeout=self.config.ready_timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            raise StackError(f"Temporal dev server did not start again: {exc}") from None
+        return self.client
+
+    def codec(self) -> KartuCodec | None:
+        """The payload codec the parts use (their keys), None when it is switched off."""
+        from .codec import KartuCodec, parse_keys
+
+        env = self._base_env()
+        if env.get("KARTU_CODEC_DISABLED", "").strip().lower() in ("1", "true", "yes"):
+            return None
+        if env.get("KARTU_CODEC_KEYS"):
+            return KartuCodec(parse_keys(env["KARTU_CODEC_KEYS"]))
+        if env.get("KARTU_CODEC_KEYS_FILE"):
+            path = Path(env["KARTU_CODEC_KEYS_FILE"])
+            return KartuCodec(parse_keys(path.read_text(encoding="utf-8"), source=str(path)))
+        return None
+
+    async def connect(self, **options: Any) -> Client:
+        """A client of the stack's Temporal that reads and writes payloads as its parts do
+        (the same codec keys). ``options`` go to ``Client.connect`` (e.g. ``runtime``)."""
+        from .codec import data_converter
+
+        return await Client.connect(
+            self.config.temporal_address,
+            namespace=self.config.namespace,
+            data_converter=data_converter(self.codec()),
+            **options,
+        )
 
     def raise_if_died(self) -> None:
         for child in self.children:
@@ -534,7 +684,7 @@ def print_ready(stack: LocalStack) -> None:
             f"{d['temporal']['address']}  namespace {d['temporal']['namespace']}, "
             f"task queue {d['temporal']['task_queue']}  (pid {pids['temporal']})",
         ),
-        ("Temporal UI", d["ui"]),
+        ("Temporal UI", d["ui"] or "none (headless)"),
         ("sandbox", f"{d['sandbox']}  (Ayoconnect stand-in, pid {pids['sandbox']})"),
         ("gateway", f"{d['gateway']}  (callbacks {d['callback_url']}, pid {pids['gateway']})"),
         ("worker", f"pid {pids['worker']}"),

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
+
+from .asgi import RequestObserver
 
 log = logging.getLogger("kartu.metrics")
 
@@ -108,32 +109,15 @@ class GatewayMetrics:
         return listener
 
 
-class RequestMetrics:
+class RequestMetrics(RequestObserver):
     """ASGI middleware: counts and times each HTTP request under its route template."""
 
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self.metrics.request(
-                scope["method"], route_template(scope), status, time.perf_counter() - started
-            )
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        self.metrics.request(scope["method"], route_template(scope), status, seconds)
 
 
 def route_template(scope: Scope) -> str:

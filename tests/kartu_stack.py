@@ -1,12 +1,15 @@
-"""The whole Kartu stack on loopback, once per test session, for the starter and gateway suites.
+"""The whole Kartu stack on loopback, once per test session, for the starter and gateway suites,
+with the Python parts inside the test process so the tests can look into them (the gateway
+app's state, its logs in ``caplog``):
 
-- a real Temporal dev server (``starter.devserver.DevServer``) with Kartu's search attributes;
+- the product's ``LocalStack`` without child processes (``parts=()``): the Temporal dev server
+  with Kartu's search attributes, its data directory and payload codec keys;
 - the gateway (``gateway.create_app``) served by uvicorn on this event loop;
 - the sandbox (a faithful local Ayoconnect) in its own thread, its callbacks sent to the gateway;
 - a worker (``worker.build_worker``) on this event loop, its activities talking to the sandbox.
 
-Both suites' conftests call ``acquire()`` / ``release()``: the first starts the stack, the last
-stops it, so running both suites together still costs one dev server.
+The root conftest's session fixture ``stack`` starts it once (``start_stack``); both suites
+share it, and pytest-xdist runs them in one test process (their xdist group).
 """
 
 from __future__ import annotations
@@ -34,21 +37,18 @@ from sandbox import SandboxServer, SandboxSettings
 from sandbox.control_client import SandboxControl
 from sandbox.customer import register_card
 from starter.client import KartuClient
+from starter.codec import data_converter
 from starter.devserver import DevServer
+from starter.stack import LocalStack
+from tests.stack_support import free_port, stack_config, stack_environ, track
 from worker import WorkerSettings, build_worker, connect
-from workflows.search_attributes import ALL_KEYS
 
 API_KEY = "kartu-test-api-key-0123456789"
 CALLBACK_PATH = "/callbacks/ayoconnect"
 FRICTIONLESS_CARD = "4111111111111111"
 CHALLENGE_CARD = "4000000000003220"
 DECLINED_CARD = "4000000000000002"
-# IndexedValueType number → the dev server's --search-attribute kind.
-_KINDS = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime"}
-
-
-def search_attribute_kinds() -> dict[str, str]:
-    return {key.name: _KINDS[int(key.indexed_value_type)] for key in ALL_KEYS}
+TASK_QUEUE = "kartu"
 
 
 def new_key(prefix: str = "t") -> str:
@@ -77,6 +77,7 @@ class RegisteredCard:
 
 @dataclass
 class Stack:
+    local: LocalStack
     devserver: DevServer
     client: Client
     kartu: KartuClient
@@ -151,7 +152,8 @@ class Stack:
     async def serve(self, app: Any) -> str:
         """Serve an ASGI app on a free loopback port of this loop; returns its base URL."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", free_port()))
         port = sock.getsockname()[1]
         config = uvicorn.Config(
             app, http="h11", lifespan="on", log_level="warning", access_log=False
@@ -190,29 +192,31 @@ class Stack:
                     await result
         if self.sandbox is not None:
             await asyncio.to_thread(self.sandbox.stop)
-        self.devserver.stop()
+        await asyncio.to_thread(self.local.stop)
 
 
-async def start_stack(log_dir: Path | None = None) -> Stack:
-    devserver = DevServer(
-        search_attributes=search_attribute_kinds(),
-        log_path=log_dir / "temporal-dev-server.log" if log_dir else None,
-    )
-    devserver.start()
+async def start_stack(data_dir: Path) -> Stack:
+    """The stack in ``data_dir`` (the dev server's SQLite file, codec keys, logs)."""
+    config = stack_config(data_dir, parts=(), reconciliation_schedule=False, task_queue=TASK_QUEUE)
+    local = track(LocalStack(config, stack_environ()))
     try:
-        await devserver.wait_ready()
-        settings = WorkerSettings(TEMPORAL_ADDRESS=devserver.address, KARTU_TASK_QUEUE="kartu")
-        client = await connect(settings)
+        await local.start()
+        assert local.devserver is not None
+        settings = WorkerSettings(
+            TEMPORAL_ADDRESS=local.devserver.address, KARTU_TASK_QUEUE=TASK_QUEUE
+        )
+        client = await connect(settings, data_converter(local.codec()))
         ayoconnect = AyoconnectSettings()
         stack = Stack(
-            devserver=devserver,
+            local=local,
+            devserver=local.devserver,
             client=client,
             kartu=KartuClient(client, task_queue=settings.task_queue, outcome_timeout=20),
             ayoconnect=ayoconnect,
             gateway_settings=GatewaySettings(api_key=API_KEY, port=0),
         )
     except BaseException:
-        devserver.stop()
+        await asyncio.to_thread(local.stop)
         raise
     try:
         stack.app = create_app(stack.kartu, stack.gateway_settings, ayoconnect_settings=ayoconnect)
@@ -232,26 +236,3 @@ async def start_stack(log_dir: Path | None = None) -> Stack:
         await stack.stop()
         raise
     return stack
-
-
-_stack: Stack | None = None
-_users = 0
-_lock = asyncio.Lock()
-
-
-async def acquire(log_dir: Path | None = None) -> Stack:
-    global _stack, _users
-    async with _lock:
-        if _stack is None:
-            _stack = await start_stack(log_dir)
-        _users += 1
-        return _stack
-
-
-async def release() -> None:
-    global _stack, _users
-    async with _lock:
-        _users -= 1
-        if _users == 0 and _stack is not None:
-            stack, _stack = _stack, None
-            await stack.stop()

@@ -1,5 +1,6 @@
-"""Helpers of the CLI suite: run the real ``kartu`` console script as a subprocess, start and
-stop ``kartu up --json`` on free ports, register cards through the CLI alone."""
+"""Helpers of the CLI suite: run the real ``kartu`` console script as a subprocess against a
+stack (the session's ``LocalStack``, root conftest, or a ``kartu up --json`` of a test's own
+started on free ports), register cards through the CLI alone."""
 
 from __future__ import annotations
 
@@ -18,14 +19,13 @@ from typing import Any
 
 import pytest
 
-from starter.devserver import free_port
+from starter.stack import LocalStack
+from tests.stack_support import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIRECT_URL = "https://shop.example/return"
 FRICTIONLESS_CARD = "4111111111111111"
 CHALLENGE_CARD = "4000000000003220"
-# Long enough for a test to authorize then capture, short enough for the demo's expiry.
-SANDBOX_AUTH_WINDOW = "10s"
 # Remote-cluster settings from the developer's shell must not reach the local stack.
 _SCRUBBED = ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_TLS_CERT")
 _SCRUBBED += ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA", "KARTU_TASK_QUEUE", "KARTU_GATEWAY_API_KEY")
@@ -71,9 +71,10 @@ def run_kartu(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -
 
 @dataclass
 class Up:
-    """A running ``kartu up``: its ports, data directory, pids and a CLI bound to it."""
+    """A running stack: its ports, data directory, pids and a CLI bound to it. ``process``: the
+    ``kartu up`` that runs it, None for the session's stack (started by the test process)."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | None
     data_dir: Path
     ports: dict[str, int]
     ready: dict[str, Any] = field(default_factory=dict)
@@ -98,8 +99,15 @@ class Up:
     def pids(self) -> dict[str, int]:
         return {name: pid for name, pid in self.ready["pids"].items() if pid}
 
+    @classmethod
+    def of(cls, stack: LocalStack) -> Up:
+        """The session's stack, described as ``kartu up --json`` says "ready"."""
+        ports = stack.config.ports
+        return cls(None, stack.data_dir, ports, ready={"event": "ready", **stack.description()})
+
     def stop(self, timeout: float = 40) -> int:
         """SIGTERM, as a service manager would; returns the exit code."""
+        assert self.process is not None, "the session's stack stops with the session"
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -112,6 +120,7 @@ class Up:
 
     def kill_all(self) -> None:
         """Last resort after a failed test: nothing of the stack may outlive the session."""
+        assert self.process is not None, "the session's stack stops with the session"
         for pid in [self.process.pid, *self.pids.values()]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
@@ -138,13 +147,6 @@ def read_events(
             if until is not None and events[-1]["event"] == until:
                 break
     return events
-
-
-def free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return list(ports)
 
 
 def start_up(data_dir: Path, ports: dict[str, int] | None = None, *extra: str) -> Up:

@@ -1,42 +1,29 @@
 """Fixtures of the CLI suite: the real ``kartu`` console script against a real stack.
 
-``kartu_up`` starts ``kartu up --json`` once per session (free ports, a temporary data
-directory, a short sandbox authorization window so the demo's expiry takes seconds) and stops it
-with SIGTERM at the end. ``card`` / ``challenge_card`` are registered through the CLI alone.
+``kartu_up`` is the session's CLI stack (root conftest's ``local_stacks``): what ``kartu up``
+runs, UI included, on free ports in a temporary data directory, with a short sandbox
+authorization window so the demo's expiry takes seconds. ``kartu up`` itself (its flags, its
+output, SIGTERM and SIGINT, a restart on the same directory) is ``test_cli_up.py``'s.
+``card`` / ``challenge_card`` are registered through the CLI alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
-from cli_stack import (
-    CHALLENGE_CARD,
-    FRICTIONLESS_CARD,
-    SANDBOX_AUTH_WINDOW,
-    RegisteredCard,
-    Up,
-    register,
-    start_up,
-)
+from cli_stack import CHALLENGE_CARD, FRICTIONLESS_CARD, RegisteredCard, Up, register
+
+# Long enough for a test to authorize then capture or void on a loaded machine, short enough
+# for the demo's expiry (it waits for it).
+SANDBOX_AUTH_WINDOW = timedelta(seconds=30)
 
 
 @pytest.fixture(scope="session")
-def kartu_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    up = start_up(
-        tmp_path_factory.mktemp("kartu-cli") / "data",
-        None,
-        "--sandbox-auth-window",
-        SANDBOX_AUTH_WINDOW,
-    )
-    try:
-        yield up
-    finally:
-        try:
-            up.stop()
-        finally:
-            if up.process.poll() is None:
-                up.kill_all()
+async def kartu_up(local_stacks: Any) -> Up:
+    local = await local_stacks.start("cli", headless=False, sandbox_auth_window=SANDBOX_AUTH_WINDOW)
+    return Up.of(local)
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ from test_cli_errors import assert_one_line_error
 
 from ayoconnect import AyoconnectClient, AyoconnectSettings
 from ayoconnect.models import RefundRequest
+from codec import KartuCodec, data_converter, load_or_create_local_keys
 from starter.binaries import temporal_cli
-from starter.codec import KartuCodec, data_converter, load_or_create_local_keys
 from workflows import search_attributes as sa
 from workflows.reconciliation_models import SCHEDULE_ID, ReviewState, ReviewStatus
 

@@ -1,21 +1,18 @@
-"""Fixtures of the gateway suite: the shared Kartu stack (``tests.kartu_stack``), an HTTP
-client on the gateway, fresh keys."""
+"""Fixtures of the gateway suite: the shared Kartu stack (``stack``: the root conftest's
+``inprocess_stack``), an HTTP client on the gateway, fresh keys."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from starter.client import KartuClient
-from tests.kartu_stack import Stack, acquire, new_key, release
+from tests.kartu_stack import Stack, new_key
 
 
 @pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    yield await acquire(tmp_path_factory.mktemp("kartu-stack"))
-    await release()
+def stack(inprocess_stack: Stack) -> Stack:
+    return inprocess_stack
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from temporalio.api.common.v1 import Payload
 
+from codec import KartuCodec, data_converter
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from starter.codec import KartuCodec, data_converter
 
 API_KEY = "codec-test-key-0123456789"
 SECRET = b'{"card_token": "tok1234567890abcdef", "pan": "4111111111111111"}'

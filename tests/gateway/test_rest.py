@@ -1,4 +1,6 @@
-"""The REST API on the real stack: happy paths, API key, Idempotency-Key, errors, OpenAPI."""
+"""The REST API on the real stack: happy paths, API key, Idempotency-Key, errors, OpenAPI.
+Problem shapes in detail: test_problems.py; pages: test_pagination.py; keys:
+test_idempotency_keys.py."""
 
 from __future__ import annotations
 
@@ -13,6 +15,20 @@ from tests.kartu_stack import API_KEY, CHALLENGE_CARD, FRICTIONLESS_CARD, Stack,
 
 AUTH = {"X-API-Key": API_KEY}
 REDIRECT = "https://merchant.example/pay/done"
+PROBLEM = "application/problem+json"
+
+
+def problem(answer: httpx.Response, status: int) -> dict[str, Any]:
+    """The answer's problem body, after checking it is one with this status."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = answer.json()
+    assert body["status"] == status and body["title"] and body["type"]
+    return body
+
+
+def fields(body: dict[str, Any]) -> list[str]:
+    return [e["field"] for e in body["errors"]]
 
 
 async def payment_body(stack: Stack, **change: Any) -> dict[str, Any]:
@@ -47,12 +63,14 @@ async def test_openapi_is_served(http: httpx.AsyncClient):
     ):
         assert path in paths, path
     schemas = doc["components"]["schemas"]
-    for model in ("PaymentCreate", "PaymentOutcome", "PaymentState", "ActionResult", "ErrorBody"):
+    for model in ("PaymentCreate", "PaymentOutcome", "PaymentState", "ActionResult", "Problem"):
         assert model in schemas, model
     post = paths["/payments"]["post"]
-    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+    assert post["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/PaymentOutcome"
     )
+    assert "Location" in post["responses"]["201"]["headers"]
+    assert post["responses"]["409"]["content"][PROBLEM]["schema"]["$ref"].endswith("/Problem")
     assert "Idempotency-Key" in [p["name"] for p in post["parameters"]]
     assert {"APIKeyHeader", "HTTPBearer"} <= set(doc["components"]["securitySchemes"])
     callback = paths["/callbacks/ayoconnect"]["post"]["requestBody"]["content"]
@@ -74,7 +92,7 @@ async def test_rest_needs_the_api_key(
     stack: Stack, http: httpx.AsyncClient, key: str, headers: dict[str, str]
 ):
     answer = await http.post("/payments", json=await payment_body(stack, payment_id=key))
-    assert answer.status_code == 401 and answer.json() == {"error": "missing or invalid API key"}
+    assert problem(answer, 401)["detail"] == "missing or invalid API key"
     answer = await http.post(
         "/payments", json=await payment_body(stack, payment_id=key), headers=headers
     )
@@ -88,7 +106,8 @@ async def test_pay_and_read(stack: Stack, http: httpx.AsyncClient, key: str):
     answer = await http.post(
         "/payments", json=await payment_body(stack, payment_id=key), headers=bearer
     )
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["location"] == f"/payments/{key}"
     outcome = answer.json()
     assert outcome["status"] == "PAID" and outcome["payment_id"] == key
     state = (await http.get(f"/payments/{key}", headers=AUTH)).json()
@@ -117,7 +136,7 @@ async def test_refunded_payment_and_the_providers_view(
     assert both["provider"]["payment"]["status"] == "REFUNDED"
 
     unknown = await http.get(f"/payments/{new_customer_id()}/provider", headers=AUTH)
-    assert unknown.status_code == 404
+    assert problem(unknown, 404)["type"] == "urn:kartu:problem:not-found"
     assert (await http.get(f"/payments/{key}/provider")).status_code == 401
 
 
@@ -126,11 +145,13 @@ async def test_idempotency_key(stack: Stack, http: httpx.AsyncClient, key: str):
     headers = {**AUTH, "Idempotency-Key": key}
     first = await http.post("/payments", json=body, headers=headers)
     again = await http.post("/payments", json=body, headers=headers)
-    assert first.status_code == again.status_code == 200
+    assert first.status_code == again.status_code == 201
     assert first.json() == again.json() and first.json()["payment_id"] == key
     # Another amount under the same key: a conflict, not a second payment.
     other = await http.post("/payments", json={**body, "amount": "1.00"}, headers=headers)
-    assert other.status_code == 409 and other.json()["field"] == "payment_id"
+    conflict = problem(other, 409)
+    assert conflict["type"] == "urn:kartu:problem:idempotency-conflict"
+    assert conflict["field"] == "payment_id"
 
 
 async def test_idempotency_key_must_match_the_payment_id(
@@ -138,14 +159,18 @@ async def test_idempotency_key_must_match_the_payment_id(
 ):
     body = await payment_body(stack, payment_id=key)
     answer = await http.post("/payments", json=body, headers={**AUTH, "Idempotency-Key": "other"})
-    assert answer.status_code == 400 and answer.json()["field"] == "payment_id"
+    mismatch = problem(answer, 400)
+    assert mismatch["field"] == "payment_id"
+    assert fields(mismatch) == ["payment_id", "Idempotency-Key"]
     body.pop("payment_id")
     missing = await http.post("/payments", json=body, headers=AUTH)
-    assert missing.status_code == 422 and missing.json()["field"] == "payment_id"
+    assert problem(missing, 422)["field"] == "payment_id"
     unusable = await http.post(
         "/payments", json=body, headers={**AUTH, "Idempotency-Key": "a-uuid-with-hyphens"}
     )
-    assert unusable.status_code == 422 and unusable.json()["field"] == "Idempotency-Key"
+    unusable_key = problem(unusable, 422)
+    assert unusable_key["field"] == "Idempotency-Key"
+    assert unusable_key["errors"][0]["location"] == "header"
     assert not await stack.workflow_exists(f"payment-{key}")
 
 
@@ -168,8 +193,7 @@ async def test_bad_payment_body(
 ):
     body = await payment_body(stack, payment_id=key, **change)
     answer = await http.post("/payments", json=body, headers=AUTH)
-    assert answer.status_code == status, answer.text
-    assert answer.json()["field"] == field
+    assert field in fields(problem(answer, status))
     assert "AAAAAAAA" not in answer.text
     assert not await stack.workflow_exists(f"payment-{key}")
 
@@ -177,16 +201,19 @@ async def test_bad_payment_body(
 async def test_malformed_bodies(http: httpx.AsyncClient, key: str):
     headers = {**AUTH, "Content-Type": "application/json"}
     bad = await http.post("/payments", content=b"{oops", headers=headers)
-    assert bad.status_code == 400 and bad.json() == {"error": "the body is not valid JSON"}
+    assert problem(bad, 400)["detail"] == "the body is not valid JSON"
     empty = await http.post("/payments", headers=AUTH)
-    assert empty.status_code == 400
+    assert problem(empty, 400)["type"] == "urn:kartu:problem:malformed-body"
     array = await http.post("/payments", json=[1], headers=AUTH)
-    assert array.status_code == 400
-    assert (await http.get("/payments/has-hyphen", headers=AUTH)).status_code == 422
-    unknown = await http.get(f"/payments/{key}", headers=AUTH)
-    assert unknown.status_code == 404 and "error" in unknown.json()
-    assert (await http.post(f"/payments/{key}/capture", headers=AUTH)).status_code == 404
-    assert (await http.get("/nowhere", headers=AUTH)).json() == {"error": "not found"}
+    assert problem(array, 400)["detail"] == "the body must be a JSON object"
+    assert fields(problem(await http.get("/payments/has-hyphen", headers=AUTH), 422)) == [
+        "payment_id"
+    ]
+    unknown = problem(await http.get(f"/payments/{key}", headers=AUTH), 404)
+    assert unknown["detail"] == f"no payment {key}" and unknown["instance"] == f"/payments/{key}"
+    problem(await http.post(f"/payments/{key}/capture", headers=AUTH), 404)
+    nowhere = problem(await http.get("/nowhere", headers=AUTH), 404)
+    assert nowhere["type"] == "about:blank" and nowhere["detail"] == "not found"
 
 
 async def test_auth_capture_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
@@ -205,9 +232,12 @@ async def test_auth_capture_over_rest(stack: Stack, http: httpx.AsyncClient, key
     retried = await http.post(f"/payments/{key}/capture", json=capture, headers=headers)
     assert retried.status_code == 200 and retried.json() == first.json()
     other = await http.post(f"/payments/{key}/capture", headers={**AUTH, "Idempotency-Key": "c2"})
-    assert other.status_code == 409 and other.json()["status"] == "CAPTURED"
+    refused = problem(other, 409)
+    assert refused["type"] == "urn:kartu:problem:action-refused"
+    assert refused["payment_status"] == "CAPTURED"
     refund = await http.post(f"/payments/{key}/refund", json={"reason": "returned"}, headers=AUTH)
-    assert refund.status_code == 200 and refund.json()["status"] == "REFUNDED"
+    assert refund.status_code == 201 and refund.json()["status"] == "REFUNDED"
+    assert refund.headers["location"] == f"/payments/{key}/refund"
     assert refund.json()["amount"] == "450000.00"
     again = await http.post(f"/payments/{key}/refund", headers=AUTH)
     assert again.json() == refund.json()
@@ -220,9 +250,9 @@ async def test_void_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
     void = await http.post(f"/payments/{key}/void", json={"reason": "out of stock"}, headers=AUTH)
     assert void.status_code == 200 and void.json()["outcome"] == "voided"
     again = await http.post(f"/payments/{key}/void", headers=AUTH)
-    assert again.status_code == 409 and again.json()["status"] == "VOIDED"
+    assert problem(again, 409)["payment_status"] == "VOIDED"
     refund = await http.post(f"/payments/{key}/refund", headers=AUTH)
-    assert refund.status_code == 409
+    assert problem(refund, 409)["payment_status"] == "VOIDED"
 
 
 async def test_3ds_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
@@ -250,13 +280,14 @@ async def test_find_payments_over_rest(stack: Stack, http: httpx.AsyncClient, ke
         "flow": "auth_capture",
     }
     for _ in range(50):
-        found = (await http.get("/payments", params=params, headers=AUTH)).json()
-        if found:
+        page = (await http.get("/payments", params=params, headers=AUTH)).json()
+        if page["payments"]:
             break
         await asyncio.sleep(0.1)
-    assert [p["payment_id"] for p in found] == [key]
+    assert [p["payment_id"] for p in page["payments"]] == [key]
+    assert page.get("next_page_token") is None
     bad = await http.get("/payments", params={"status": "MAYBE"}, headers=AUTH)
-    assert bad.status_code == 422 and bad.json()["field"] == "status"
+    assert fields(problem(bad, 422)) == ["status"]
 
 
 async def test_cards_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
@@ -268,7 +299,8 @@ async def test_cards_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
     }
     headers = {**AUTH, "Idempotency-Key": key}
     started = await http.post("/cards/registrations", json=registration, headers=headers)
-    assert started.status_code == 200, started.text
+    assert started.status_code == 201, started.text
+    assert started.headers["location"] == f"/cards/registrations/{key}"
     assert started.json()["registration_id"] == key
     again = await http.post("/cards/registrations", json=registration, headers=headers)
     assert again.json() == started.json()
@@ -282,7 +314,7 @@ async def test_cards_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
     token, customer = state["card_token"], state["customer_id"]
 
     for _ in range(50):
-        cards = (await http.get(f"/customers/{customer}/cards", headers=AUTH)).json()
+        cards = (await http.get(f"/customers/{customer}/cards", headers=AUTH)).json()["cards"]
         if cards:
             break
         await asyncio.sleep(0.1)
@@ -291,6 +323,5 @@ async def test_cards_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
     unbound = await http.delete(f"/cards/{token}", params={"customer_id": customer}, headers=AUTH)
     assert unbound.status_code == 200 and unbound.json()["status"] == "UNBOUND"
     missing_customer = await http.delete(f"/cards/{token}", headers=AUTH)
-    assert missing_customer.status_code == 422
-    assert missing_customer.json()["field"] == "customer_id"
-    assert token not in missing_customer.text
+    assert fields(problem(missing_customer, 422)) == ["customer_id"]
+    assert token not in missing_customer.text  # the problem's instance says /cards/<redacted>

@@ -41,7 +41,8 @@ async def listed(http: httpx.AsyncClient, workflow_id: str) -> dict[str, Any]:
     for _ in range(100):
         answer = await http.get("/callbacks/unmatched", headers={"X-API-Key": API_KEY})
         assert answer.status_code == 200
-        mine = [e for e in answer.json() if e["callback_workflow_id"] == workflow_id]
+        entries = answer.json()["callbacks"]
+        mine = [e for e in entries if e["callback_workflow_id"] == workflow_id]
         if mine and mine[0]["finding"]:
             return mine[0]
         await asyncio.sleep(0.1)

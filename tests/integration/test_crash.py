@@ -10,6 +10,9 @@ Two payments are in flight when the worker is SIGKILLed:
 A second worker process finishes both, exactly once each. Meanwhile the dev server is restarted
 on the same SQLite file: the finished payment is still there (state, search attributes), and
 the open one finishes across the restart.
+
+The stack is the product's ``LocalStack`` (what ``kartu up`` runs: dev server on a SQLite
+file, sandbox, gateway, worker as child processes), this test's own: it kills and restarts it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,82 +28,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_support import (
-    CHALLENGE,
-    FRICTIONLESS,
-    REDIRECT_URL,
-    LoopServers,
-    new_key,
-    operations,
-)
+from integration_support import CHALLENGE, FRICTIONLESS, REDIRECT_URL, new_key, operations
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from ayoconnect import AyoconnectSettings
 from ayoconnect.models import CardData
 from ayoconnect.security import encrypt_card
-from gateway import GatewaySettings, create_app
-from sandbox import SandboxServer, SandboxSettings
 from sandbox.control_client import SandboxControl
 from sandbox.customer import authenticate_3ds
-from starter.client import KartuClient
-from starter.codec import KartuCodec, data_converter, parse_keys
-from starter.devserver import DevServer
+from starter.stack import LocalStack
+from tests.stack_support import log_tails, running_stack, stack_environ
 from workflows import DirectPaymentWorkflow
 from workflows import search_attributes as sa
 from workflows.ids import payment_workflow_id
 from workflows.models import PaymentInput, PaymentState, PaymentStatus
 
-ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = "CUSTCRASH01"
-# IndexedValueType → the dev server's --search-attribute kind.
+# The worker encrypts every payload, as in production; this test reads them back.
 CODEC_KEYS = "crash-test:" + base64.b64encode(os.urandom(32)).decode()
-_KINDS = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime"}
-SEARCH_ATTRIBUTES = {key.name: _KINDS[int(key.indexed_value_type)] for key in sa.ALL_KEYS}
+# Callback retries sped up (60/120/300 s become 0.06/0.12/0.3 s), the worker quick to stop.
+ENVIRON = {
+    "SANDBOX_TIME_FACTOR": "0.001",
+    "SANDBOX_LOG_LEVEL": "warning",
+    "KARTU_GRACEFUL_SHUTDOWN_SECONDS": "2",
+}
 
 
 @dataclass
 class CrashStack:
-    devserver: DevServer
+    local: LocalStack
     client: Client
     control: SandboxControl
-    sandbox_url: str
-    task_queue: str
-    logs: Path
-    workers: list[subprocess.Popen[bytes]]
 
-    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """``python worker.py`` as its own process, configured by the environment."""
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": self.devserver.address,
-            "TEMPORAL_NAMESPACE": "default",
-            "KARTU_TASK_QUEUE": self.task_queue,
-            "AYOCONNECT_BASE_URL": self.sandbox_url,
-            "KARTU_GRACEFUL_SHUTDOWN_SECONDS": "2",
-            # The worker encrypts every payload, as in production; this test reads them back.
-            "KARTU_CODEC_KEYS": CODEC_KEYS,
-            "PYTHONUNBUFFERED": "1",
-        }
-        with open(self.logs / f"worker-{name}.log", "wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "worker.py"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.workers.append(process)
-        return process
+    @property
+    def task_queue(self) -> str:
+        return self.local.config.task_queue
 
     def log_tails(self) -> str:
-        parts = []
-        for path in sorted(self.logs.glob("*.log")):
-            text = path.read_text(errors="replace").splitlines()[-25:]
-            parts.append(f"--- {path.name}\n" + "\n".join(text))
-        return "\n".join(parts)
+        return log_tails(self.local)
 
     async def encrypted(self, number: str) -> str:
         card = CardData(
@@ -121,64 +84,18 @@ class CrashStack:
         )
 
 
-async def _connect(address: str) -> Client:
-    codec = KartuCodec(parse_keys(CODEC_KEYS))
-    return await Client.connect(address, data_converter=data_converter(codec))
-
-
 @pytest.fixture
 async def crash_stack(tmp_path: Path) -> AsyncIterator[CrashStack]:
-    devserver = DevServer(
-        db_path=tmp_path / "temporal.sqlite",
-        log_path=tmp_path / "temporal-dev-server.log",
-        search_attributes=SEARCH_ATTRIBUTES,
-    )
-    devserver.start()
-    servers = LoopServers()
-    sandbox: SandboxServer | None = None
-    control: SandboxControl | None = None
-    stack: CrashStack | None = None
-    try:
-        await devserver.wait_ready()
-        client = await _connect(devserver.address)
-        task_queue = f"kartu-crash-{uuid.uuid4().hex[:8]}"
-        ayoconnect = AyoconnectSettings()
-        gateway = create_app(
-            KartuClient(client, task_queue=task_queue),
-            GatewaySettings(api_key="crash-test-api-key-0123456", port=0),
-            ayoconnect_settings=ayoconnect,
-        )
-        gateway_url = await servers.serve(gateway)
-        sandbox = SandboxServer(
-            SandboxSettings(
-                callback_url=gateway_url + "/callbacks/ayoconnect",
-                time_factor=0.001,
-                log_level="warning",
-            ),
-            ayoconnect=ayoconnect,
-        )
-        sandbox_url = await asyncio.to_thread(sandbox.start)
-        control = SandboxControl(sandbox_url)
-        stack = CrashStack(
-            devserver, client, control, sandbox_url, task_queue, tmp_path, workers=[]
-        )
-        yield stack
-    finally:
-        if stack is not None:
-            for process in stack.workers:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-                    try:
-                        process.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        process.wait(timeout=5)
-        if control is not None:
-            await control.aclose()
-        if sandbox is not None:
-            await asyncio.to_thread(sandbox.stop)
-        await servers.stop()
-        devserver.stop()
+    async with running_stack(
+        tmp_path / "data",
+        stack_environ(**ENVIRON),
+        codec_keys=CODEC_KEYS,
+        task_queue=f"kartu-crash-{uuid.uuid4().hex[:8]}",
+        reconciliation_schedule=False,
+    ) as local:
+        client = await local.connect()
+        async with SandboxControl(local.config.sandbox_url) as control:
+            yield CrashStack(local, client, control)
 
 
 async def _wait_for(check: Any, what: str, timeout: float = 15.0) -> Any:
@@ -208,7 +125,6 @@ async def test_worker_killed_mid_payment_then_server_restarted(crash_stack: Cras
 
 async def _crash_and_recover(stack: CrashStack) -> None:
     client, control = stack.client, stack.control
-    worker_a = stack.spawn_worker("a")
 
     # A 3DS payment: the first outcome (update-with-start) is the challenge.
     challenge = await stack.payment(CHALLENGE, "88000.00")
@@ -245,8 +161,7 @@ async def _crash_and_recover(stack: CrashStack) -> None:
     await _wait_for(charge_in_flight, "the slow charge to reach the provider")
 
     # Power cut for the worker, mid-charge.
-    worker_a.kill()
-    worker_a.wait(timeout=5)
+    stack.local.kill_child("worker")
 
     # The provider applied the charge; its answer went to a dead worker.
     [orphan] = [p for p in (await control.ledger())["payments"] if p["orderId"] == slow.payment_id]
@@ -261,17 +176,15 @@ async def _crash_and_recover(stack: CrashStack) -> None:
 
     await _wait_for(callback_signalled, "the 3DS callback to be signalled")
 
-    stack.spawn_worker("b")
+    stack.local.start_child("worker")  # a new worker process
     paid_3ds: PaymentState = await asyncio.wait_for(challenge_handle.result(), 30)
     assert paid_3ds.status is PaymentStatus.PAID
     assert paid_3ds.callbacks_received == 1
 
     # While the orphaned charge waits out its heartbeat timeout, restart the dev server on
     # the same SQLite file: the finished payment is still there, the open one carries on.
-    stack.devserver.stop()
-    stack.devserver.start()
-    await stack.devserver.wait_ready()
-    restarted = await _connect(stack.devserver.address)
+    await stack.local.restart_temporal()
+    restarted = await stack.local.connect()
     handle_3ds = restarted.get_workflow_handle_for(DirectPaymentWorkflow.run, paid_3ds.workflow_id)
     description = await handle_3ds.describe()
     assert description.status is WorkflowExecutionStatus.COMPLETED

@@ -32,7 +32,7 @@ from temporalio.client import WorkflowHandle
 from activities.reconciliation_activities import ReconciliationActivities
 from ayoconnect import AyoconnectClient, AyoconnectSettings
 from sandbox.customer import authenticate_3ds
-from starter.reconcile import run_reconciliation
+from starter.client.reconcile import run_reconciliation
 from worker import WorkerSettings, build_worker
 from workflows.models import (
     AWAITING_PROVIDER,

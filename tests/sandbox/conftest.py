@@ -5,6 +5,8 @@ A module may set ``SANDBOX_SETTINGS = {...}`` to change its sandbox's settings.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -49,9 +51,12 @@ async def control(sandbox: SandboxServer, receiver: CallbackReceiver) -> AsyncIt
 class Wire:
     """Raw HTTP to the sandbox: the requests the real client would refuse to build."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: AyoconnectSettings) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, settings: AyoconnectSettings, control: Any = None
+    ) -> None:
         self.http = http
         self.settings = settings
+        self.control = control
         self._token: str | None = None
 
     async def token(self) -> str:
@@ -123,7 +128,24 @@ class Wire:
         reference = webview.json()["referenceNumber"]
         await register_card(webview.json()["webview"]["url"], card_number=card_number)
         callback = await receiver.wait_for(lambda c: c.body.get("referenceNumber") == reference)
+        await self.callbacks_settled(reference)
         return callback.body
+
+    async def callbacks_settled(self, reference: str, timeout: float = 10.0) -> None:
+        """Until the sandbox has recorded how its callbacks for ``reference`` went: the receiver
+        has a callback before the sandbox marks it delivered, and a test comparing two ledger
+        snapshots must not see that late write as its own doing."""
+        if self.control is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            callbacks = [
+                c for c in (await self.control.ledger())["callbacks"] if c["reference"] == reference
+            ]
+            if callbacks and all(c["state"] != "pending" for c in callbacks):
+                return
+            assert time.monotonic() < deadline, f"callbacks of {reference} still pending"
+            await asyncio.sleep(0.02)
 
 
 def new_id() -> str:
@@ -133,7 +155,7 @@ def new_id() -> str:
 @pytest.fixture
 async def wire(sandbox: SandboxServer, control: Any) -> AsyncIterator[Wire]:
     async with httpx.AsyncClient(base_url=sandbox.base_url, timeout=10.0) as http:
-        yield Wire(http, sandbox.client_settings())
+        yield Wire(http, sandbox.client_settings(), control)
 
 
 @pytest.fixture

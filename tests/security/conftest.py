@@ -1,6 +1,8 @@
-"""Fixtures of the security suite: one real ``kartu up`` per session (free ports, a temporary
-data directory, a distinctive ``AYOCONNECT_CLIENT_SECRET``), a ``KartuClient`` and sandbox
-controls on it, and the gateway app served in-process on its own thread for the fuzz tests.
+"""Fixtures of the security suite: one real stack per session, what ``kartu up`` runs (root
+conftest's ``local_stacks``: free ports, a temporary data directory; here a distinctive
+``AYOCONNECT_CLIENT_SECRET`` and every part's spans exported to a receiver of this suite), a
+``KartuClient`` and sandbox controls on it, and the gateway app served in-process on its own
+thread for the fuzz tests.
 
 Data flows through the stack's own worker and sandbox; callbacks from the sandbox reach the
 stack's gateway process. The leak test (``test_no_clear_card_data.py``) runs last by name and
@@ -10,27 +12,34 @@ scans everything the session left in the stack, fuzz traffic included.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from security_stack import SecureUp, ThreadedGateway, connect_kartu, start_secure_up
+from security_stack import (
+    SecureUp,
+    SpanReceiver,
+    ThreadedGateway,
+    connect_kartu,
+    start_environ,
+)
 
 from sandbox.control_client import SandboxControl
 from starter.client import KartuClient
 
 
 @pytest.fixture(scope="session")
-def secure_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureUp]:
-    up = start_secure_up(tmp_path_factory.mktemp("kartu-security") / "data")
+async def secure_up(local_stacks: Any) -> AsyncIterator[SecureUp]:
+    secret = f"kartu-sec-{secrets.token_hex(12)}"
+    spans = SpanReceiver()
     try:
-        yield up
+        local = await local_stacks.start("security", start_environ(secret, spans), headless=False)
+        yield SecureUp.of(local, secret, spans)
+        await local_stacks.stop("security")
     finally:
-        try:
-            up.stop()
-        finally:
-            if up.process.poll() is None:
-                up.kill_all()
+        spans.stop()  # after the parts flushed their last spans at exit
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from typing import Any
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 
-from starter.codec import KartuCodec
+from codec import KartuCodec
 
 ENCRYPTED = "binary/encrypted"
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]{8,}={0,2}$")

@@ -39,7 +39,7 @@ from starter.binaries import temporal_cli
 from starter.client import KartuClient
 from starter.codec import KartuCodec, data_converter, load_or_create_local_keys
 from starter.stack import LocalStack, print_ready
-from tests.stack_support import free_port
+from tests.stack_support import NO_METRICS, free_port
 from worker import WorkerSettings, connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,7 +250,9 @@ class SecureUp:
 
 def start_environ(client_secret: str, spans: SpanReceiver) -> dict[str, str]:
     """The stack's environment: the secret for every part, and their telemetry to ``spans``."""
-    return base_env(AYOCONNECT_CLIENT_SECRET=client_secret, **telemetry_env(spans.endpoint))
+    return base_env(
+        AYOCONNECT_CLIENT_SECRET=client_secret, **NO_METRICS, **telemetry_env(spans.endpoint)
+    )
 
 
 async def connect_kartu(up: SecureUp, *, outcome_timeout: float = 20.0) -> KartuClient:

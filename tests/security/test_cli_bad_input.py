@@ -8,8 +8,8 @@ and the check that the CLI, the gateway and ``KartuClient`` agree on what is val
 
 Oracle: the documented formats. A payment or registration id is 1 to 26 of ``[A-Za-z0-9_]``;
 a customer id 6 to 16 ASCII letters or digits; an amount the wire's decimal string
-(``[0-9]{1,12}`` with at most two decimals, more than 0), a Decimal or an int; a phone number
-``62`` and 7 to 13 digits.
+(``[0-9]{1,12}`` with at most two decimals, more than 0, no leading zero), a Decimal or an int;
+a phone number ``62`` and 7 to 13 digits.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ TOKEN = "A" * 40
 MAX_AMOUNT = Decimal("999999999999.99")
 _KEY = re.compile(r"[A-Za-z0-9_]{1,26}")
 _CUSTOMER = re.compile(r"[A-Za-z0-9]{6,16}")
-_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+_AMOUNT = re.compile(r"([1-9][0-9]{0,11}|0)(\.[0-9]{1,2})?")
+# Digits the wire format refuses but Decimal() reads: leading zeros ("05", "00.50").
+_LOOSE_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _PHONE = re.compile(r"62[0-9]{7,13}")
 SETTINGS = settings(
     max_examples=60,
@@ -92,11 +94,8 @@ def lenient_amount(value: Any) -> bool:
 
 
 def cli_amount_ok(text: str) -> bool:
-    """``--amount``: ASCII digits, optional decimals, blanks around allowed; a fine value."""
-    digits = text.strip()
-    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", digits) is None:
-        return False
-    return amount_value(Decimal(digits)) is not None
+    """``--amount``: the same text as the wire's (and the gateway's, and KartuClient's)."""
+    return amount_value(text) is not None
 
 
 def newline_key(value: Any) -> bool:
@@ -138,7 +137,7 @@ AMOUNTS = half(
         st.decimals(min_value=Decimal("0.01"), max_value=MAX_AMOUNT, places=2),
     ),
     st.one_of(
-        st.from_regex(_AMOUNT, fullmatch=True),
+        st.from_regex(_LOOSE_AMOUNT, fullmatch=True),
         st.decimals(allow_nan=True, allow_infinity=True, places=None),
         st.integers(min_value=-(10**15), max_value=10**15),
         st.floats(),
@@ -349,6 +348,25 @@ def test_cli_and_kartu_client_agree_on_ids_and_customers(value: str) -> None:
     assert (cli_customer is not None) == customer_ok(value), value
 
 
+@SETTINGS
+@given(text=st.from_regex(_LOOSE_AMOUNT, fullmatch=True) | AMOUNTS.map(str) | st.text(max_size=16))
+def test_gateway_cli_and_kartu_client_agree_on_amount_text(text: str) -> None:
+    """One rule: the gateway's schema pattern (what its OpenAPI publishes), the CLI's --amount
+    and KartuClient's string amounts accept exactly the same texts, the oracle's."""
+    from gateway.schemas import AMOUNT_PATTERN
+    from starter.client.validation import _amount
+
+    assume(not text.startswith("-"))
+    gateway = re.fullmatch(AMOUNT_PATTERN, text) is not None
+    cli, _ = parse("capture", "p_1", "--amount", text)
+    try:
+        _amount(text)
+        client = True
+    except InvalidRequest:
+        client = False
+    assert gateway == (cli is not None) == client == cli_amount_ok(text), text
+
+
 # --- known bugs ----------------------------------------------------------------------------
 
 
@@ -366,7 +384,7 @@ async def test_ids_with_a_trailing_newline_are_refused(kartu: KartuClient) -> No
 
 
 async def test_amount_strings_follow_the_wire_format(kartu: KartuClient) -> None:
-    for amount in ("١٢٣", "1e3", "1_000", " 5", "+5", "5."):
+    for amount in ("١٢٣", "1e3", "1_000", " 5", "+5", "5.", "05", "1.100"):
         refused = await refusal(
             kartu.pay(
                 fresh_key(),
@@ -387,6 +405,7 @@ def test_oracle_examples() -> None:
     assert customer_ok("CUST0000000001") and not customer_ok("C1") and not customer_ok("CÜST01")
     assert amount_value("150000.50") == Decimal("150000.50")
     assert amount_value(150000) == Decimal(150000)
-    for bad in ("0", "1.001", "1e3", "-5", 1.5, True, "1000000000000", None):
+    for bad in ("0", "1.001", "1e3", "-5", 1.5, True, "1000000000000", None, "05", "0.00"):
         assert amount_value(bad) is None, bad
+    assert amount_value("0.05") == Decimal("0.05") and cli_amount_ok("150000")
     assert lenient_amount("1e3") and lenient_amount("١٢٣") and not lenient_amount("abc")

@@ -143,7 +143,7 @@ async def run_scenario(
             },
         )
         evidence.outputs.append(("POST /payments answer", response.text))
-        assert response.status_code == 200, response.text
+        assert response.status_code == 201, response.text
         assert response.json()["status"] == "PAID", response.text
         read = await gateway.get(f"/payments/{ids['rest']}")
         evidence.outputs.append(("GET /payments/{id} answer", read.text))

@@ -1,20 +1,17 @@
-"""Fixtures of the starter suite: the shared Kartu stack (``tests.kartu_stack``) and its
-``KartuClient``."""
+"""Fixtures of the starter suite: the shared Kartu stack (``stack``: the root conftest's
+``inprocess_stack``), its ``KartuClient``."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import pytest
 
 from starter.client import KartuClient
-from tests.kartu_stack import Stack, acquire, new_key, release
+from tests.kartu_stack import Stack, new_key
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    yield await acquire(tmp_path_factory.mktemp("kartu-stack"))
-    await release()
+@pytest.fixture
+def stack(inprocess_stack: Stack) -> Stack:
+    return inprocess_stack
 
 
 @pytest.fixture

@@ -108,9 +108,9 @@ async def test_gateway_requests_by_route_template(workload):
         for name, labels, value in workload.gateway
         if name == "kartu_gateway_requests_total"
     }
-    assert requests[("POST", "/payments", "200")] == 5
+    assert requests[("POST", "/payments", "201")] == 5
     assert requests[("POST", "/payments/{payment_id}/capture", "200")] == 1
-    assert requests[("POST", "/payments/{payment_id}/refund", "200")] == 1
+    assert requests[("POST", "/payments/{payment_id}/refund", "201")] == 1
     assert requests[("GET", "/payments/{payment_id}", "200")] == 1
     # Ayoconnect's callbacks for the payments came in; all were taken by a workflow.
     callbacks = {

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
 
-from starter.codec import (
+from codec import (
     ENCODING,
     KEY_ID_METADATA,
     CodecConfigError,

@@ -38,6 +38,7 @@ from ayoconnect.codes import GatewayCode, ServiceCode, response_code
 from ayoconnect.errors import NotFoundError, TransientError
 from ayoconnect.models import PaymentCallback, PaymentDetail, PaymentStatusResponse
 from ayoconnect.models import PaymentStatus as Wire
+from starter.client import ActionRefused, InvalidRequest, KartuClient, ReviewNotFound
 from starter.client.unmatched import record_unmatched_callback
 from worker import WorkerSettings, build_worker
 from workflows import ReconciliationWorkflow
@@ -307,6 +308,22 @@ async def test_a_refund_kartu_does_not_know_of_opens_one_review_until_ops_resolv
     assert (await review.describe()).run_id == first_run
 
 
+async def open_review(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    fake: FakeAyoconnect,
+    listing: ScriptedListing,
+    key: str,
+) -> tuple[str, Any]:
+    """A paid payment refunded behind Kartu's back, reconciled: its review is open."""
+    payment_id = await paid(env, task_queue, key)
+    listing.payments = await listed(env.client, payment_id)
+    refunded_behind_kartus_back(fake, payment_id)
+    await reconcile(env, task_queue, confirm_after=timedelta(0))
+    review = env.client.get_workflow_handle(f"review-{payment_id}", result_type=ReviewState)
+    return payment_id, review
+
+
 async def test_a_review_refuses_retry_and_keeps_waiting(
     env: WorkflowEnvironment,
     task_queue: str,
@@ -314,11 +331,7 @@ async def test_a_review_refuses_retry_and_keeps_waiting(
     listing: ScriptedListing,
     key: str,
 ):
-    payment_id = await paid(env, task_queue, key)
-    listing.payments = await listed(env.client, payment_id)
-    refunded_behind_kartus_back(fake, payment_id)
-    await reconcile(env, task_queue, confirm_after=timedelta(0))
-    review = env.client.get_workflow_handle(f"review-{payment_id}")
+    _payment_id, review = await open_review(env, task_queue, fake, listing, key)
     await review.signal("resolve", ResolveCommand(action="retry"))
     state = await review.query("state", result_type=ReviewState)
     assert state.status is ReviewStatus.NEEDS_ATTENTION
@@ -333,11 +346,7 @@ async def test_a_review_close_the_provider_contradicts_is_refused_unless_forced(
     listing: ScriptedListing,
     key: str,
 ):
-    payment_id = await paid(env, task_queue, key)
-    listing.payments = await listed(env.client, payment_id)
-    refunded_behind_kartus_back(fake, payment_id)
-    await reconcile(env, task_queue, confirm_after=timedelta(0))
-    review = env.client.get_workflow_handle(f"review-{payment_id}", result_type=ReviewState)
+    _payment_id, review = await open_review(env, task_queue, fake, listing, key)
 
     claim = ResolveCommand(action="close", status=PaymentStatus.PAID, resolved_by="ops")
     answer = await review.execute_update("resolve_review", claim, result_type=ActionResult)
@@ -356,6 +365,26 @@ async def test_a_review_close_the_provider_contradicts_is_refused_unless_forced(
         await review.execute_update("resolve_review", agreeing, result_type=ActionResult)
 
 
+async def test_kartu_client_closes_a_review_checked(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    fake: FakeAyoconnect,
+    listing: ScriptedListing,
+    key: str,
+):
+    payment_id, _ = await open_review(env, task_queue, fake, listing, key)
+    kartu = KartuClient(env.client, task_queue=task_queue, outcome_timeout=15)
+
+    with pytest.raises(ActionRefused, match="provider shows this payment REFUNDED"):
+        await kartu.resolve(payment_id, "close", status="PAID", review=True)
+    with pytest.raises(InvalidRequest, match="nothing to retry"):
+        await kartu.resolve(payment_id, "retry", review=True)
+    result = await kartu.resolve(payment_id, "close", status="REFUNDED", note="ok", review=True)
+    assert result is not None and result.outcome == "resolved"
+    with pytest.raises(ReviewNotFound):
+        await kartu.resolve("nosuchpayment", "close", status="REFUNDED", review=True)
+
+
 async def test_a_forced_review_close_is_not_checked(
     env: WorkflowEnvironment,
     task_queue: str,
@@ -363,11 +392,7 @@ async def test_a_forced_review_close_is_not_checked(
     listing: ScriptedListing,
     key: str,
 ):
-    payment_id = await paid(env, task_queue, key)
-    listing.payments = await listed(env.client, payment_id)
-    refunded_behind_kartus_back(fake, payment_id)
-    await reconcile(env, task_queue, confirm_after=timedelta(0))
-    review = env.client.get_workflow_handle(f"review-{payment_id}", result_type=ReviewState)
+    payment_id, review = await open_review(env, task_queue, fake, listing, key)
     looked_up = len(fake.calls_of("payment_status", payment_id))
     forced = ResolveCommand(
         action="close", status=PaymentStatus.PAID, force=True, note="chargeback reversed, t-7"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecution
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -36,7 +36,10 @@ from workflows.reconciliation_models import (
 )
 from workflows.unmatched_callback import MEMO_KEY
 
-__all__ = ["list_unmatched_callbacks", "record_unmatched_callback"]
+from . import pages
+
+__all__ = ["list_unmatched_callbacks", "list_unmatched_callbacks_page", "record_unmatched_callback"]
+_QUERY = f"WorkflowType = '{CALLBACK_WORKFLOW_TYPE}'"
 
 
 async def record_unmatched_callback(
@@ -78,26 +81,44 @@ async def list_unmatched_callbacks(
     client: Client, *, since: datetime | None = None, limit: int = 200
 ) -> list[CallbackFinding]:
     """Stored callbacks, newest first (visibility: eventually consistent, a moment behind)."""
-    query = f"WorkflowType = '{CALLBACK_WORKFLOW_TYPE}'"
+    query = _QUERY
     if since is not None:
         at = since.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         query += f" AND StartTime >= '{at}'"
     found: list[CallbackFinding] = []
     async for execution in client.list_workflows(query, limit=limit, page_size=min(limit, 1000)):
-        memo = await execution.memo_value(MEMO_KEY, None, type_hint=UnmatchedCallbackMemo)
-        if memo is None:
-            continue
-        found.append(
-            CallbackFinding(
-                callback_workflow_id=execution.id,
-                type=memo.type,
-                transaction_id=memo.transaction_id,
-                status=memo.status,
-                received_at=memo.received_at,
-                payment_id=memo.payment_id,
-                routed_to=memo.routed_to,
-                reason=memo.reason,
-                finding=memo.finding,
-            )
-        )
+        finding = await _finding(execution)
+        if finding is not None:
+            found.append(finding)
     return found
+
+
+async def list_unmatched_callbacks_page(
+    client: Client, *, page_size: int = 100, page_token: str | None = None
+) -> tuple[list[CallbackFinding], str | None]:
+    """``list_unmatched_callbacks`` a page at a time, newest first, and the token of the next
+    page (None: the last). Raises ``RPCError`` when Temporal does not answer."""
+    size = pages.page_size(page_size)
+    _, token = pages.decode_token(page_token, _QUERY, ("callbacks",))
+    listed = client.list_workflows(_QUERY, page_size=size, next_page_token=token)
+    await listed.fetch_next_page()
+    found = [f for e in listed.current_page or () if (f := await _finding(e)) is not None]
+    following = listed.next_page_token
+    return found, pages.encode_token(_QUERY, "callbacks", following) if following else None
+
+
+async def _finding(execution: WorkflowExecution) -> CallbackFinding | None:
+    memo = await execution.memo_value(MEMO_KEY, None, type_hint=UnmatchedCallbackMemo)
+    if memo is None:
+        return None
+    return CallbackFinding(
+        callback_workflow_id=execution.id,
+        type=memo.type,
+        transaction_id=memo.transaction_id,
+        status=memo.status,
+        received_at=memo.received_at,
+        payment_id=memo.payment_id,
+        routed_to=memo.routed_to,
+        reason=memo.reason,
+        finding=memo.finding,
+    )

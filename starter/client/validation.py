@@ -1,15 +1,21 @@
-"""Input checks of ``KartuClient``: one ``InvalidRequest`` naming the field, values hidden."""
+"""Input checks of ``KartuClient``: one ``InvalidRequest`` naming the field, values hidden.
+
+The rules themselves are written once, in ``ayoconnect.models`` (``CustomerId``, ``CardToken``,
+``Url``, ``AMOUNT_TEXT_PATTERN`` / ``amount_from_text``...) and ``workflows.ids`` (payment and
+registration ids); the gateway's schemas and the CLI's argument types use the same ones.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ayoconnect.models import money
+from ayoconnect.models import amount_from_text, money
 from workflows.ids import InvalidKeyError
 
 from .errors import InvalidRequest
@@ -44,20 +50,12 @@ def _key(build: Callable[[str], str], value: Any, field: str) -> str:
         raise InvalidRequest(f"{field}: {exc}", field) from None
 
 
-# What the CLI and the gateway accept too: Decimal() alone would take "1e3", "1_000", " 5" and
-# digits of other scripts.
-_AMOUNT_TEXT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
-
-
 def _amount(value: Any, field: str = "amount") -> Decimal:
+    """A Decimal or an int as it is; a string by the rule the gateway and the CLI apply."""
     if isinstance(value, bool):
         raise InvalidRequest(f"{field}: amount must be a decimal string", field)
-    if isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value):
-        raise InvalidRequest(
-            f"{field}: amount must be digits with at most two decimals, e.g. 150000.00", field
-        )
     try:
-        return money(value)
+        return amount_from_text(value) if isinstance(value, str) else money(value)
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(f"{field}: {exc}", field) from None
 
@@ -86,3 +84,16 @@ def _enum(kind: type[T], value: Any, field: str) -> T:
     except ValueError:
         allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
         raise InvalidRequest(f"{field} must be one of {allowed}", field) from None
+
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90``, ``90s``, ``15m``, ``2h``, ``7d`` (the CLI's durations, ``KARTU_RECONCILE_*``);
+    ValueError otherwise."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: seconds, or 30s, 15m, 2h, 7d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])

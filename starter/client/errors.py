@@ -41,6 +41,10 @@ class UnbindNotFound(NotFound):
     pass
 
 
+class ReviewNotFound(NotFound):
+    pass
+
+
 class ActionRefused(KartuError):
     """The payment cannot do this now (a capture of a VOIDED payment, a second void...).
     ``status`` is the payment's status when known; ``result`` the workflow's answer, if any."""

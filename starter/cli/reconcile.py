@@ -3,9 +3,10 @@
     kartu reconcile [--since 24h] [--json]                # once, now: prints the report
     kartu reconcile --schedule [--every 1h] [--since 48h]  # create or update the schedule
 
-Registered in ``starter.cli`` (``add_reconcile_arguments``, ``cmd_reconcile``); the work itself
-is ``starter.reconcile``. A run that found differences still exits 0: the report is the answer
-(every difference was raised). It exits 1 when a difference could not be raised.
+Registered in ``starter.cli.parser`` (``add_reconcile_arguments``) and ``commands``
+(``cmd_reconcile``); the work itself is ``starter.client.reconcile``. A run that found
+differences still exits 0: the report is the answer (every difference was raised). It exits 1
+when a difference could not be raised.
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ import argparse
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import output
+from starter import output
+from starter.output import Fields, Table
+
+from . import console
+from .args import duration, seconds
+from .errors import Failure, UsageError
 
 if TYPE_CHECKING:
+    from starter.client import KartuClient
     from workflows.reconciliation_models import ReconcileReport
-
-    from .client import KartuClient
 
 DEFAULT_TIMEOUT = 600.0
 
 
 def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
-    from .cli import duration, seconds
-
     def window(text: str) -> timedelta:
-        from .reconcile import check_since
+        from starter.client.reconcile import check_since
 
         value = duration(text)
         try:
@@ -38,7 +41,7 @@ def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
         return value
 
     def interval(text: str) -> timedelta:
-        from .reconcile import check_every
+        from starter.client.reconcile import check_every
 
         value = duration(text)
         try:
@@ -70,8 +73,7 @@ def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def cmd_reconcile(args: argparse.Namespace, kartu: KartuClient) -> int:
-    from .cli import Failure, UsageError
-    from .reconcile import ReconcileSettings
+    from starter.client.reconcile import ReconcileSettings
 
     if args.every is not None and not args.schedule:
         raise UsageError("--every needs --schedule")
@@ -109,9 +111,8 @@ async def _run_once(
 
     from temporalio.client import WorkflowFailureError
 
+    from starter.client.reconcile import new_reconciliation_id, run_reconciliation
     from workflows.reconciliation_models import ReconcileReport
-
-    from .reconcile import new_reconciliation_id, run_reconciliation
 
     workflow_id = new_reconciliation_id()
     try:
@@ -142,7 +143,7 @@ async def _schedule(
     confirm_after: timedelta,
     every: timedelta,
 ) -> int:
-    from .reconcile import ensure_schedule
+    from starter.client.reconcile import ensure_schedule
 
     result = await ensure_schedule(
         kartu.temporal,
@@ -151,32 +152,23 @@ async def _schedule(
         since=since,
         confirm_after=confirm_after,
     )
-    if getattr(args, "json", False):
-        output.print_json(result)
-    else:
-        output.emit(
-            output.fields(
-                [
-                    ("schedule", f"{result.schedule_id} ({result.action})"),
-                    ("every", _duration(result.every)),
-                    ("window", _duration(result.since)),
-                    ("task queue", result.task_queue),
-                    ("paused", result.paused),
-                    ("next runs", result.next_runs),
-                ]
-            )
-        )
+    pairs = [
+        ("schedule", f"{result.schedule_id} ({result.action})"),
+        ("every", _duration(result.every)),
+        ("window", _duration(result.since)),
+        ("task queue", result.task_queue),
+        ("paused", result.paused),
+        ("next runs", result.next_runs),
+    ]
+    console.show(getattr(args, "json", False), result, lambda: [Fields(pairs)])
     return 0
 
 
 def _show(args: argparse.Namespace, report: ReconcileReport) -> None:
-    if getattr(args, "json", False):
-        output.print_json(report)
-    else:
-        output.emit(report_text(report))
+    console.show(getattr(args, "json", False), report, lambda: report_doc(report))
 
 
-def report_text(report: ReconcileReport) -> str:
+def report_doc(report: ReconcileReport) -> list[output.Block]:
     """The report for people: counts, then each difference, then the unmatched callbacks."""
     listed = [
         ("reconciliation", report.reconciliation_id),
@@ -191,7 +183,7 @@ def report_text(report: ReconcileReport) -> str:
         ("unmatched callbacks", len(report.unmatched_callbacks)),
         ("left out of lists", report.omitted or None),
     ]
-    parts = [output.fields(listed)]
+    parts: list[output.Block] = [Fields(listed)]
     if report.differing:
         rows: list[dict[str, Any]] = [
             {
@@ -204,7 +196,7 @@ def report_text(report: ReconcileReport) -> str:
             for d in report.differing
         ]
         columns = ["payment", "kartu", "provider", "difference", "raised"]
-        parts.append("differences:\n" + output.table(rows, columns))
+        parts.append(Table(rows, columns, title="differences:"))
     if report.unmatched_callbacks:
         rows = [
             {
@@ -216,8 +208,8 @@ def report_text(report: ReconcileReport) -> str:
             for c in report.unmatched_callbacks
         ]
         columns = ["received", "transaction", "status", "finding"]
-        parts.append("unmatched callbacks:\n" + output.table(rows, columns))
-    return "\n\n".join(parts)
+        parts.append(Table(rows, columns, title="unmatched callbacks:"))
+    return parts
 
 
 def _ids(ids: list[str]) -> str:
