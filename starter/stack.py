@@ -109,6 +109,10 @@ class StackConfig:
     codec_keys: str | None = None
     # The hourly reconciliation schedule (``starter.reconcile``); a bench may do without.
     reconciliation_schedule: bool = True
+    # Prometheus endpoints of the worker and the gateway (``/metrics``); None: left to the
+    # environment (``KARTU_WORKER_METRICS_PORT`` / ``KARTU_GATEWAY_METRICS_PORT``).
+    worker_metrics_port: int | None = None
+    gateway_metrics_port: int | None = None
     # The Python parts started as child processes (``PARTS``, in start order). A test harness
     # that runs some of them in its own process (to look inside them) leaves those out.
     parts: tuple[str, ...] = PARTS
@@ -127,6 +131,10 @@ class StackConfig:
         ports |= {"sandbox": self.sandbox_port, "gateway": self.gateway_port}
         if self.headless:
             del ports["ui"]
+        if self.worker_metrics_port is not None:
+            ports["worker-metrics"] = self.worker_metrics_port
+        if self.gateway_metrics_port is not None:
+            ports["gateway-metrics"] = self.gateway_metrics_port
         return ports
 
     def with_free_ports(self) -> StackConfig:
@@ -138,7 +146,7 @@ class StackConfig:
                 candidate = free_port(self.host)
                 port = 0 if candidate in taken else candidate
             taken.add(port)
-            chosen[f"{name}_port"] = port
+            chosen[f"{name.replace('-', '_')}_port"] = port
         return replace(self, **chosen)
 
     @property
@@ -345,7 +353,8 @@ def check_ports_free(config: StackConfig) -> None:
                 ) from None
     ports = list(config.ports.values())
     if len(set(ports)) != len(ports):
-        raise StackError("--temporal-port, --ui-port, --sandbox-port and --gateway-port differ")
+        flags = ", ".join(f"--{name}-port" for name in config.ports)
+        raise StackError(f"{flags} must all differ")
 
 
 def search_attribute_kinds() -> dict[str, str]:
@@ -491,12 +500,17 @@ class LocalStack:
                 [cfg.url(cfg.ui_port), f"http://localhost:{cfg.ui_port}"]
             )
         env.pop("KARTU_GATEWAY_INSECURE_DEV", None)
+        if cfg.gateway_metrics_port is not None:
+            env["KARTU_GATEWAY_METRICS_PORT"] = str(cfg.gateway_metrics_port)
         return env
 
     def _worker_env(self) -> dict[str, str]:
         env = self._base_env()
         # Locally a stop should be quick; the operator's own value wins.
         env.setdefault("KARTU_GRACEFUL_SHUTDOWN_SECONDS", "5")
+        if self.config.worker_metrics_port is not None:
+            env["KARTU_WORKER_METRICS_HOST"] = self.config.host
+            env["KARTU_WORKER_METRICS_PORT"] = str(self.config.worker_metrics_port)
         return env
 
     async def wait_ready(self) -> None:
@@ -670,8 +684,16 @@ class LocalStack:
             "sandbox_auth_window_seconds": (
                 cfg.sandbox_auth_window.total_seconds() if cfg.sandbox_auth_window else None
             ),
+            "metrics": {
+                "worker": _metrics_url(cfg, cfg.worker_metrics_port),
+                "gateway": _metrics_url(cfg, cfg.gateway_metrics_port),
+            },
             "pids": self.pids(),
         }
+
+
+def _metrics_url(config: StackConfig, port: int | None) -> str | None:
+    return None if not port else config.url(port) + "/metrics"
 
 
 def print_ready(stack: LocalStack) -> None:
@@ -696,6 +718,9 @@ def print_ready(stack: LocalStack) -> None:
         lines.append(("auth window", f"{window}  (the sandbox voids authorizations after it)"))
     if d["codec_keys_file"]:
         lines.append(("codec keys", d["codec_keys_file"]))
+    for part in ("worker", "gateway"):
+        if d["metrics"][part]:
+            lines.append((f"{part} metrics", f"{d['metrics'][part]}  (Prometheus)"))
     emit(fields(lines))
     emit("ready  (Ctrl-C stops everything)")
 

@@ -67,6 +67,12 @@ def add_dev_commands(
     p.add_argument("--ui-port", type=t.port, default=8233, help="Temporal UI (default 8233)")
     p.add_argument("--sandbox-port", type=t.port, default=8090, help="sandbox (default 8090)")
     p.add_argument("--gateway-port", type=t.port, default=8080, help="gateway (default 8080)")
+    p.add_argument(
+        "--worker-metrics-port", type=t.port, default=9464, help="worker /metrics (default 9464)"
+    )
+    p.add_argument(
+        "--gateway-metrics-port", type=t.port, default=9465, help="gateway /metrics (default 9465)"
+    )
     p.add_argument("--ready-timeout", type=t.seconds, default=60.0, help="give up starting after")
     p.add_argument(
         "--sandbox-auth-window",
@@ -113,6 +119,8 @@ def run_up(args: argparse.Namespace) -> int:
         ui_port=args.ui_port,
         sandbox_port=args.sandbox_port,
         gateway_port=args.gateway_port,
+        worker_metrics_port=args.worker_metrics_port,
+        gateway_metrics_port=args.gateway_metrics_port,
         namespace=getattr(args, "namespace", None) or "default",
         task_queue=task_queue,
         ready_timeout=args.ready_timeout,

@@ -152,7 +152,8 @@ def read_events(
 def start_up(data_dir: Path, ports: dict[str, int] | None = None, *extra: str) -> Up:
     """``kartu up --json`` on free loopback ports; returns once it said "ready"."""
     if ports is None:
-        ports = dict(zip(["temporal", "ui", "sandbox", "gateway"], free_ports(4), strict=True))
+        names = ["temporal", "ui", "sandbox", "gateway", "worker-metrics", "gateway-metrics"]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
     process = subprocess.Popen(  # noqa: S603 - our own console script
         [
             *kartu_command(),
@@ -168,6 +169,12 @@ def start_up(data_dir: Path, ports: dict[str, int] | None = None, *extra: str) -
             str(ports["sandbox"]),
             "--gateway-port",
             str(ports["gateway"]),
+            *[
+                arg
+                for name in ("worker-metrics", "gateway-metrics")
+                if name in ports
+                for arg in (f"--{name}-port", str(ports[name]))
+            ],
             *extra,
         ],
         env=base_env(),

@@ -82,6 +82,21 @@ def test_up_stops_everything_and_keeps_payments(tmp_path: Path) -> None:
         args = ["pay", payment, "--customer", card.customer_id, "--amount", "12345.67"]
         paid = up.kartu(*args, "--card-token", card.token, "--json").json()
         assert paid["status"] == "PAID"
+        # Where it said: the worker's metrics (the SDK's and Kartu's), the gateway's.
+        port = up.ports["worker-metrics"]
+        assert ready["metrics"]["worker"] == f"http://127.0.0.1:{port}/metrics"
+        worker = httpx.get(ready["metrics"]["worker"], timeout=10).text
+        assert "temporal_workflow_completed" in worker or "temporal_worker_task_slots" in worker
+        ended = [
+            line
+            for line in worker.splitlines()
+            if line.startswith("kartu_payments_ended_total{")
+            and 'flow="DIRECT"' in line
+            and 'status="PAID"' in line
+        ]
+        assert ended and float(ended[0].rsplit(" ", 1)[1]) == 1
+        gateway = httpx.get(ready["metrics"]["gateway"], timeout=10).text
+        assert "kartu_gateway_requests_total" in gateway
         pids = up.pids
         assert all(alive(pid) for pid in pids.values())
     finally:
