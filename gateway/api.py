@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
+from ayoconnect.models import CardToken, CustomerId
 from starter.client import (
     ActionRefused,
     InvalidRequest,
@@ -62,7 +63,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 PaymentId = Annotated[str, Path(pattern=KEY_PATTERN, max_length=KEY_MAX_LENGTH)]
-CustomerIdParam = Annotated[str, Path(min_length=6, max_length=16, pattern=r"^[A-Za-z0-9]+$")]
+CustomerIdParam = Annotated[CustomerId, Path()]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="At most this many items")]
 PageToken = Annotated[
     str | None,
@@ -169,9 +170,7 @@ def rest_router(settings: GatewaySettings, require_api_key: object) -> APIRouter
     async def find_payments(
         client: Kartu,
         status: PaymentStatus | None = None,
-        customer_id: Annotated[
-            str | None, Query(min_length=6, max_length=16, pattern=r"^[A-Za-z0-9]+$")
-        ] = None,
+        customer_id: Annotated[CustomerId | None, Query()] = None,
         expiring_before: datetime | None = None,
         flow: Literal["direct", "auth_capture"] | None = None,
         page_size: PageSize = 100,
@@ -369,8 +368,8 @@ def rest_router(settings: GatewaySettings, require_api_key: object) -> APIRouter
         ),
     )
     async def unbind(
-        card_token: Annotated[str, Path(min_length=40, max_length=40, pattern=r"^[A-Za-z0-9]+$")],
-        customer_id: Annotated[str, Query(min_length=6, max_length=16, pattern=r"^[A-Za-z0-9]+$")],
+        card_token: Annotated[CardToken, Path()],
+        customer_id: Annotated[CustomerId, Query()],
         client: Kartu,
         idempotency_key: IdempotencyKey = None,
     ) -> UnbindState:

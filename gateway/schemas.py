@@ -10,10 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ayoconnect.models import AMOUNT_TEXT_PATTERN as AMOUNT_PATTERN
 from ayoconnect.models import CardToken, CustomerId, Url
-from workflows.ids import KEY_MAX_LENGTH
+from workflows.ids import KEY_PATTERN
 from workflows.models import CapturePolicy
-
-KEY_PATTERN = rf"^[A-Za-z0-9_]{{1,{KEY_MAX_LENGTH}}}$"
 
 MerchantKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["order_20240501_0001"])]
 AmountString = Annotated[

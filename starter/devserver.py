@@ -22,6 +22,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from .binaries import temporal_cli
+from .supervisor import die_with_parent
 
 FAST_DYNAMIC_CONFIG: dict[str, str] = {
     "history.transferProcessorMaxPollRPS": "1000",
@@ -105,6 +106,7 @@ class DevServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env=server_environment(os.environ),
+                preexec_fn=die_with_parent,
             )
         finally:
             if out is not subprocess.DEVNULL:

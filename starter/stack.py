@@ -45,6 +45,7 @@ from temporalio.service import RPCError
 
 from .devserver import DevServer, free_port
 from .output import emit, fields, print_json_line
+from .supervisor import Supervisor, die_with_parent
 
 if TYPE_CHECKING:
     from .codec import KartuCodec
@@ -191,6 +192,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
 
     def exit_code(self) -> int | None:
@@ -631,8 +633,9 @@ class LocalStack:
             **options,
         )
 
-    def raise_if_died(self) -> None:
-        for child in self.children:
+    def raise_if_died(self, *, parts: bool = True) -> None:
+        """StackError when a part (``parts``) or the dev server is gone."""
+        for child in self.children if parts else ():
             if child.exit_code() is not None:
                 raise StackError(child.died())
         if self.devserver is not None and not self.devserver.running:
@@ -722,12 +725,13 @@ def print_ready(stack: LocalStack) -> None:
         if d["metrics"][part]:
             lines.append((f"{part} metrics", f"{d['metrics'][part]}  (Prometheus)"))
     emit(fields(lines))
-    emit("ready  (Ctrl-C stops everything)")
+    emit("ready  (a part that dies is restarted; Ctrl-C stops everything)")
 
 
 async def serve(config: StackConfig, *, json_output: bool = False) -> int:
-    """Start the stack, report "ready", run until SIGINT / SIGTERM / SIGHUP or a part dies,
-    then stop every part. Returns the exit code."""
+    """Start the stack, report "ready", run until SIGINT / SIGTERM / SIGHUP (a part that dies
+    is started again, ``Supervisor``; the dev server's death ends it), then stop every part.
+    Returns the exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -749,8 +753,10 @@ async def serve(config: StackConfig, *, json_output: bool = False) -> int:
                 print_json_line({"event": "ready", **stack.description()})
             else:
                 print_ready(stack)
+            supervisor = Supervisor(stack, say)
             while not stop.is_set():
-                stack.raise_if_died()
+                stack.raise_if_died(parts=False)
+                supervisor.check()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
         else:

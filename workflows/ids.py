@@ -19,8 +19,10 @@ from enum import StrEnum
 
 KEY_MAX_LENGTH = 26
 TRANSACTION_ID_MAX_LENGTH = 32
+# A merchant's key (payment id, registration id): what the gateway's schemas publish.
+KEY_PATTERN = rf"^[A-Za-z0-9_]{{1,{KEY_MAX_LENGTH}}}$"
 # \Z, not $: "$" also matches before a final newline, which would slip into a workflow id.
-_KEY = re.compile(r"^[A-Za-z0-9_]{1,26}\Z")
+_KEY = re.compile(KEY_PATTERN.removesuffix("$") + r"\Z")
 
 # Fixed forever: changing it would give running flows a second correlation id.
 CORRELATION_NAMESPACE = uuid.UUID("6c1f0d1e-8a52-5b8e-9a43-6b61727475aa")

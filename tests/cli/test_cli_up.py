@@ -8,7 +8,9 @@ import os
 import signal
 import socket
 import stat
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cli_stack import (
@@ -157,3 +159,53 @@ def test_up_refuses_a_busy_data_dir_or_port_and_starts_nothing(
     assert all(alive(pid) for pid in kartu_up.pids.values())
     assert httpx.get(f"{kartu_up.ready['gateway']}/healthz").status_code == 200
     assert os.path.exists(kartu_up.data_dir / "up.lock")
+
+
+def wait_until(condition: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat_file.parent.name))
+    return found
+
+
+def test_up_restarts_a_killed_worker_and_its_parts_die_with_it(tmp_path: Path) -> None:
+    up = start_up(tmp_path / "data")
+    assert up.process is not None
+    try:
+        card = register(up, FRICTIONLESS_CARD)
+        pids = dict(up.pids)
+        os.kill(pids["worker"], signal.SIGKILL)  # a crash, as the OOM killer would
+        # Started while no worker runs: the restarted one takes it over and it finishes.
+        args = ["pay", new_id("sv"), "--customer", card.customer_id, "--amount", "5000"]
+        paid = up.kartu(*args, "--card-token", card.token, "--json").json()
+        assert paid["status"] == "PAID"
+        children = children_of(up.process.pid)
+        assert len(children) == 4 and pids["worker"] not in children  # a new worker
+
+        # kartu up itself killed: nothing it started survives it, the ports come free.
+        os.kill(up.process.pid, signal.SIGKILL)
+        up.process.wait(timeout=10)
+        assert wait_until(lambda: not any(alive(pid) for pid in children))
+        assert wait_until(lambda: all(port_free(port) for port in up.ports.values()))
+        assert up.process.stdout is not None
+        said = [json.loads(line) for line in up.process.stdout.read().splitlines() if line]
+        restarting, restarted = (e for e in said if e["event"].startswith("restart"))
+        assert restarting["part"] == restarted["part"] == "worker"
+        assert "SIGKILL" in restarting["reason"]
+        assert restarted["pid"] in children
+    finally:
+        up.kill_all()
