@@ -17,6 +17,7 @@ every other module goes, whole, wherever a process is free.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    counts = Counter(item.nodeid for item in items)
+    shared = sorted(nodeid for nodeid, count in counts.items() if count > 1)
+    if shared:  # xdist keys its work by node id: all but one of them would never run
+        raise pytest.UsageError(f"tests share a node id, give them their own: {shared[:3]}")
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for fixture, groups in STACK_FIXTURES.items():
