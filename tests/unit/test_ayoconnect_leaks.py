@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +45,18 @@ def texts_of(exc: BaseException) -> list[str]:
     return out
 
 
+def leaked(secret: str, text: str) -> bool:
+    """A short secret (the CVV) counts only as a number of its own: log records now carry
+    random-looking figures (a call's duration, 0.74297...) that may hold its digits."""
+    if len(secret) >= 8:
+        return secret in text
+    return re.search(rf"(?<![0-9]){re.escape(secret)}(?![0-9])", text) is not None
+
+
 def assert_clean(texts: list[str], fake: FakeAyoconnect) -> None:
     for text in texts:
         for secret in secrets(fake):
-            assert secret not in text, f"{secret[:3]}… leaked"
+            assert not leaked(secret, text), f"{secret[:3]}… leaked"
 
 
 def assert_logs_clean(caplog: pytest.LogCaptureFixture, fake: FakeAyoconnect) -> None:
