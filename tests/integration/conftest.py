@@ -108,6 +108,7 @@ async def harness(env: WorkflowEnvironment) -> AsyncIterator[Harness]:
                 gateway_url=gateway_url,
                 merchant=merchant,
                 merchant_url=merchant_url,
+                ayoconnect=client,
             )
     finally:
         if activities is not None:

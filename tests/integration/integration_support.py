@@ -29,6 +29,7 @@ from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import WorkflowEnvironment
 
+from ayoconnect import AyoconnectClient
 from ayoconnect.models import Customer
 from sandbox.control_client import SandboxControl
 from sandbox.customer import register_card
@@ -178,6 +179,7 @@ class Harness:
     gateway_url: str
     merchant: Merchant
     merchant_url: str
+    ayoconnect: AyoconnectClient  # the worker's client: its token cache follows the clocks
 
     @property
     def client(self) -> Client:
@@ -193,6 +195,11 @@ class Harness:
         behind = (temporal_now - sandbox_now).total_seconds()
         if behind > 1:
             await self.control.advance_clock(behind)
+            # The worker's cached token was issued on the sandbox's old clock and has just
+            # expired there, though not by the client's monotonic clock: its next call would
+            # meet a 401 (harmless, retried once) unless that call's answer is dropped, and a
+            # test would see an ambiguous failure its fault plan did not ask for.
+            self.ayoconnect.invalidate_token()
 
     # --- registration ---------------------------------------------------------------------
 

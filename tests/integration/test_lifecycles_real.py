@@ -81,7 +81,9 @@ async def test_registration_binds_card_through_webview_and_callback(h: Harness):
 async def test_registration_with_wrong_otp_fails(h: Harness):
     key = new_key("reg")
     webview, handle = await h.open_webview(key)
-    page = await register_card(webview.url, card_number=FRICTIONLESS, otp=WRONG_OTP)
+    page = await register_card(
+        webview.url, card_number=FRICTIONLESS, otp=WRONG_OTP, expiry=FAR_EXPIRY
+    )
     assert page.location is not None and page.location.startswith(CARD_FAILED_URL)
     # A FAILED callback is a hint: it is recorded, and the registration decides when the
     # session (and its margin for late callbacks) is over, from the cards list (that end is
