@@ -29,13 +29,11 @@ from bench.chaos import (
 from tests.stack_support import free_ports
 from workflows.models import PaymentFlow, PaymentState, PaymentStatus
 
-# A bug the chaos run finds now and then (1 payment in 24 here, 1 in 1,000 at scale): an
-# auth-capture payment whose capture update is accepted in the workflow task that also resolves
-# the authorization's status look-up, right after a worker SIGKILL, completes fine, but its
-# history does not replay: every later ``state`` query on a fresh worker fails with
-# "[TMPRL1100] Nondeterminism error: Update machine does not handle this event: ...
-# UpsertWorkflowSearchAttributes". The test xfails only then; see bench/chaos.py's report.
-NONDETERMINISM = "Nondeterminism error"
+# Every payment's history must replay on a fresh worker: the chaos run once found one that did
+# not (a capture update and an activity result in one workflow task, right after a worker
+# SIGKILL); the handlers now wait for the state they act on (README, "Chaos"), so a replay
+# failure fails this test like any other problem.
+
 # The README run's waits, shortened in the same order: the sandbox ends an abandoned 3DS page
 # (10 s) before Kartu's window does (15 s); kills and the restart at least 4 s apart (a killed
 # worker's payments wait its 5 s heartbeat timeout, a restarted server answers within ~2 s).
@@ -64,17 +62,7 @@ async def test_chaos_small_run_passes(tmp_path: Path) -> None:
     assert outage.payments >= 5 and outage.pending_provider == outage.payments
     assert outage.seconds > OUTAGE_CHALLENGE_WINDOW.total_seconds()
     assert report.reconciliation.ran and report.reconciliation.checked >= report.total
-    if not report.passed and _only_unreplayable(report):
-        pytest.xfail(f"BUG: payment history does not replay after a worker kill: {report.problems}")
     assert report.passed, report.problems
-
-
-def _only_unreplayable(report: ChaosReport) -> bool:
-    """Every failure is a payment whose state query hit the replay nondeterminism bug."""
-    stuck = {p.split(":")[0] for p in report.problems if NONDETERMINISM in p}
-    others = [p for p in report.problems if p.split(" ")[0].rstrip(":") not in stuck]
-    clean = (report.duplicate_charges, report.duplicate_refunds, report.missing_compensations)
-    return bool(stuck) and not others and not any(clean)
 
 
 def _final(status: PaymentStatus, flow: Flow = Flow.DIRECT) -> Final:
