@@ -106,9 +106,12 @@ def test_prometheus_scrapes_the_ports_the_code_defaults_to():
         job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
         for job in config["scrape_configs"]
     }
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    server_metrics = compose["services"]["temporal"]["environment"]["PROMETHEUS_ENDPOINT"]
     assert jobs == {
         "kartu-worker": [f"worker:{DEFAULT_WORKER_METRICS_PORT}"],
         "kartu-gateway": [f"gateway:{GATEWAY_METRICS_PORT}"],
+        "temporal-server": [f"temporal:{server_metrics.rsplit(':', 1)[1]}"],
     }
     # The jobs the dashboard filters on are the ones Prometheus scrapes.
     named = {
