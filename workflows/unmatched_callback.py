@@ -54,9 +54,19 @@ class UnmatchedCallbackWorkflow:
     @workflow.run
     async def run(self, request: UnmatchedCallbackInput) -> UnmatchedCallbackState:
         workflow.upsert_search_attributes(sa.updates(flow=CALLBACK_FLOW))
+        workflow.set_current_details(self._details("checking against Kartu and the provider"))
         self.state.memo.finding = await self._check(request)
         workflow.upsert_memo({MEMO_KEY: self.state.memo})
+        workflow.set_current_details(self._details(self.state.memo.finding))
         return self.state
+
+    def _details(self, what: str) -> str:
+        """The Temporal UI's view of this callback (metadata, never replayed as a command):
+        what arrived, for whom, and what the check found. No card data: the memo has none."""
+        m = self.state.memo
+        head = f"**{m.type} callback** · {m.status} · transactionId {m.transaction_id}"
+        routed = f"\n\npayment {m.payment_id}" if m.payment_id else ""
+        return f"{head}{routed}\n\n{m.reason or 'no running workflow took it'}\n\n{what}"
 
     async def _check(self, request: UnmatchedCallbackInput) -> str:
         callback = request.callback

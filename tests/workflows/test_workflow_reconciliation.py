@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -571,6 +572,11 @@ async def test_unmatched_callbacks_are_checked_listed_and_their_payments_reconci
     memo = await (await handle.describe()).memo_value(MEMO_KEY)
     assert memo["finding"] == finding and memo["payment_id"] == payment_id
     assert "cardToken" not in str(memo)
+    # The Temporal UI says what came in and what the check found, without opening the input.
+    shown = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    details = shown.current_details
+    assert details.startswith(f"**PAYMENT callback** · SUCCESS · transactionId {p.transaction_id}")
+    assert f"payment {payment_id}" in details and details.endswith(finding)
 
     listing.callbacks = [
         CallbackFinding(
