@@ -48,8 +48,13 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kartu demo
 
+# With `make up` running: Kartu against its floor at 1 and 10 in flight (BENCH_ARGS, e.g.
+# "-n 200"), its JSON in bench/results/, then the README's figures rewritten from that JSON.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench.payments
+	out=bench/results/payments-$$(date -u +%Y%m%dT%H%M%S).json && \
+	$(BIN)/python -m bench.payments $(BENCH_ARGS) --output $$out && \
+	$(BIN)/python -m bench.figures $$out
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ Kartu's worker does.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from datetime import timedelta
 
@@ -44,11 +45,13 @@ class FloorWorkflow:
 
 
 async def main() -> None:
-    # The same connection and data converter (pydantic + payload codec) as Kartu's worker:
-    # the floor pays for encryption too, so the ratio shows Kartu's own work.
-    from worker import WorkerSettings, connect
+    # The same connection and data converter as Kartu's worker and the bench's KartuClient
+    # (``starter.settings.connect_temporal``: pydantic payloads encrypted by the codec, the
+    # tracing interceptors): the floor pays for encryption too, so the ratio shows Kartu's own
+    # work. bench.payments checks that both sides' payloads carry the same encoding.
+    from starter.settings import TemporalSettings, connect_temporal
 
-    client = await connect(WorkerSettings())
+    client = await connect_temporal(TemporalSettings())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,3 +66,5 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    # No interpreter finalization: the SDK's Rust threads can crash it (temporalio/sdk-python#300).
+    os._exit(0)
