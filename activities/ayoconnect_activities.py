@@ -13,13 +13,11 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ayoconnect.client import AyoconnectClient
 from ayoconnect.errors import AyoconnectError, FinalError, NotFoundError
 from ayoconnect.models import (
     CardsListResponse,
@@ -46,12 +44,20 @@ from .calls import (
 )
 from .errors import invalid_request, to_application_error
 
+if TYPE_CHECKING:
+    # Not at run time: ``workflows`` imports this module for the activities' names, and every
+    # client (the kartu CLI, the gateway) would load httpx (and, through it, click and rich).
+    import httpx
+
+    from ayoconnect.client import AyoconnectClient
+
 T = TypeVar("T")
 
 HEARTBEAT_EVERY = timedelta(seconds=1)
 # A charge found by look-up in these states lacks what the workflow needs (3DS URL, decline code).
 _STORED_ANSWER_NEEDED = frozenset({PaymentStatus.AUTHENTICATION_IN_PROGRESS, PaymentStatus.FAILED})
-MERCHANT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MERCHANT_TIMEOUT_SECONDS = 10.0
+MERCHANT_CONNECT_SECONDS = 5.0
 
 
 class AyoconnectActivities:
@@ -167,8 +173,11 @@ class AyoconnectActivities:
     async def confirm_with_merchant(
         self, confirmation: MerchantConfirmation
     ) -> MerchantConfirmationResult:
+        import httpx  # the worker has it loaded already (its AyoconnectClient): no cost here
+
         if self._merchant_http is None:
-            self._merchant_http = httpx.AsyncClient(timeout=MERCHANT_TIMEOUT)
+            timeout = httpx.Timeout(MERCHANT_TIMEOUT_SECONDS, connect=MERCHANT_CONNECT_SECONDS)
+            self._merchant_http = httpx.AsyncClient(timeout=timeout)
         body = confirmation.model_dump(mode="json", exclude={"url"})
         try:
             response = await _heartbeating(self._merchant_http.post(confirmation.url, json=body))

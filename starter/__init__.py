@@ -6,7 +6,8 @@
 - ``starter.cli``: ``kartu``, the command line (argument types, parser, production commands;
   the local-development commands ``up``, ``demo`` and ``sandbox`` apart, in ``cli.dev``);
 - the local stack: ``stack`` (``kartu up``), ``devserver``, ``binaries``, ``demo``;
-- ``settings``: the Temporal connection (the worker's), ``output``: printing shared by ``kartu``
+- ``connection``: the Temporal connection every entry point builds (worker, gateway, CLI,
+  ``KartuClient``; ``settings`` re-exports it), ``output``: printing shared by ``kartu``
   and ``kartu up``.
 
 The payload codec is the top-level ``codec`` package (the worker and the starter both use it).

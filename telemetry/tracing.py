@@ -12,9 +12,9 @@ http/protobuf; ``OTEL_EXPORTER_OTLP_PROTOCOL=grpc`` needs
 ``opentelemetry-exporter-otlp-proto-grpc`` installed.
 
 What is traced once on, so that one payment is one trace:
-- Temporal: ``TracingInterceptor`` on every client ``worker.connect`` builds (the gateway's, the
-  ``KartuClient``'s, the worker's). It is a worker interceptor too, and a worker built on the
-  client inherits it: the trace context rides in Temporal headers from StartWorkflow /
+- Temporal: ``TracingInterceptor`` on every client ``starter.connection.connect`` builds (the
+  gateway's, the ``KartuClient``'s, the worker's). It is a worker interceptor too, and a worker
+  built on the client inherits it: the trace context rides in Temporal headers from StartWorkflow /
   StartUpdateWithStartWorkflow to RunWorkflow, StartActivity and RunActivity.
 - HTTP out: every httpx transport of the process (Ayoconnect, merchant confirmations).
 - HTTP in: the gateway's FastAPI app (``instrument_app``), the sandbox's.

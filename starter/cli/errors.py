@@ -38,7 +38,26 @@ class CliError(Exception):
 
 def classify(exc: BaseException) -> CliError | None:
     """The report of an error a command raised; None for one that is not Kartu's (a bug)."""
-    from starter.client import (
+    if isinstance(exc, CliError):
+        return exc
+    if isinstance(exc, UsageError):
+        return CliError("usage", str(exc), EXIT_USAGE)
+    if isinstance(exc, KeyboardInterrupt):
+        return CliError("interrupted", "interrupted", EXIT_INTERRUPTED)
+    # KartuClient's errors: only a command that loaded the client can have raised one, and
+    # importing it here would cost a command that never did (kartu sandbox, a usage error) as
+    # much as a whole Temporal command.
+    if "starter.client.errors" in sys.modules:
+        known = _client_error(exc)
+        if known is not None:
+            return known
+    if isinstance(exc, Failure):
+        return CliError("failed", str(exc), EXIT_FAILED)
+    return None
+
+
+def _client_error(exc: BaseException) -> CliError | None:
+    from starter.client.errors import (
         ActionRefused,
         IdempotencyConflict,
         InvalidRequest,
@@ -48,10 +67,6 @@ def classify(exc: BaseException) -> CliError | None:
         NotFound,
     )
 
-    if isinstance(exc, CliError):
-        return exc
-    if isinstance(exc, UsageError):
-        return CliError("usage", str(exc), EXIT_USAGE)
     if isinstance(exc, InvalidRequest):
         return CliError("invalid_request", exc.message, EXIT_USAGE, field=exc.field)
     if isinstance(exc, ActionRefused):
@@ -65,10 +80,8 @@ def classify(exc: BaseException) -> CliError | None:
         return CliError("timeout", f"timed out: {exc.message}", EXIT_FAILED)
     if isinstance(exc, KartuUnavailable):
         return CliError("unavailable", f"Temporal unavailable: {exc.message}", EXIT_FAILED)
-    if isinstance(exc, Failure | KartuError):
+    if isinstance(exc, KartuError):
         return CliError("failed", str(exc), EXIT_FAILED)
-    if isinstance(exc, KeyboardInterrupt):
-        return CliError("interrupted", "interrupted", EXIT_INTERRUPTED)
     return None
 
 

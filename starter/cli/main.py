@@ -49,7 +49,8 @@ def run(argv: list[str] | None = None) -> int:
             return report(prog, usage, json_output=json_output)
         quiet_sdk_logs()
         return run_up(args)
-    quiet_sdk_logs()
+    if args.command != "sandbox":  # HTTP to the sandbox: no Temporal runtime to load
+        quiet_sdk_logs()
     try:
         return asyncio.run(_run(args))
     except (Exception, KeyboardInterrupt) as exc:

@@ -167,7 +167,7 @@ async def ensure_local_schedule(
     """``kartu up``: the schedule with the environment's settings, its input encrypted with the
     local stack's codec key (``client`` is the dev server's plain one)."""
     from codec import KartuCodec, data_converter, load_or_create_local_keys
-    from worker import kartu_data_converter
+    from starter.connection import kartu_data_converter
 
     if codec_keys_file is not None:
         converter = data_converter(KartuCodec(load_or_create_local_keys(codec_keys_file)))
