@@ -79,7 +79,10 @@ class DevServer:
             if self.ui_codec_endpoint:
                 cmd += ["--ui-codec-endpoint", self.ui_codec_endpoint]
         if self.db_path is not None:
-            cmd += ["--db-filename", str(self.db_path), "--sqlite-pragma", "journal_mode=wal"]
+            # WAL, and fsync only at checkpoints: a crash of the process loses nothing, a power
+            # cut may lose the last transactions (a local stack's trade; the README says so).
+            cmd += ["--db-filename", str(self.db_path)]
+            cmd += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         if self.namespace != "default":
             cmd += ["--namespace", self.namespace]
         for key, value in FAST_DYNAMIC_CONFIG.items():
