@@ -212,6 +212,40 @@ class ClientCore:
     async def _action(
         self, workflow_id: str, update: str, command: BaseModel, key: str | None, verb: str
     ) -> ActionResult:
+        """A payment's action update (capture, void, resolve): its answer, ActionRefused with
+        the workflow's reason (and the payment's status), or PaymentNotFound."""
+        try:
+            return await self._run_update(
+                workflow_id,
+                update,
+                command,
+                key,
+                verb,
+                timeout_hint="read payment_status (or retry with the same idempotency key)",
+            )
+        except WorkflowUpdateFailedError as err:
+            cause = _application_error(err)
+            if cause is not None and _unknown_update(cause, update):
+                raise _NoSuchUpdate(update) from None
+            reason = cause.message if cause else f"{verb} failed"
+            state = await self._payment_state(workflow_id)
+            raise ActionRefused(reason, status=state.status if state else None) from None
+        except RPCError as err:
+            raise await self._finished_payment(err, workflow_id, verb) from None
+
+    async def _run_update(
+        self,
+        workflow_id: str,
+        update: str,
+        command: BaseModel,
+        key: str | None,
+        verb: str,
+        *,
+        timeout_hint: str,
+    ) -> ActionResult:
+        """Run an action update within ``outcome_timeout``: its ActionResult, ActionRefused for
+        a ``refused`` answer, KartuTimeout. A rejected update (WorkflowUpdateFailedError) and
+        an RPCError are the caller's to name: what was not found depends on the workflow."""
         handle = self._client.get_workflow_handle(workflow_id)
         try:
             async with asyncio.timeout(self.outcome_timeout):
@@ -224,26 +258,7 @@ class ClientCore:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise KartuTimeout(
                 f"{verb} not answered within {self.outcome_timeout:g} s: it may still happen, "
-                "read payment_status (or retry with the same idempotency key)"
-            ) from None
-        except WorkflowUpdateFailedError as err:
-            cause = _application_error(err)
-            if cause is not None and _unknown_update(cause, update):
-                raise _NoSuchUpdate(update) from None
-            reason = cause.message if cause else f"{verb} failed"
-            state = await self._payment_state(workflow_id)
-            raise ActionRefused(reason, status=state.status if state else None) from None
-        except RPCError as err:
-            if not _not_found(err):
-                raise _unavailable(err) from None
-            state = await self._payment_state(workflow_id)
-            if state is None:
-                raise PaymentNotFound(
-                    f"no payment {workflow_id.removeprefix('payment-')}"
-                ) from None
-            raise ActionRefused(
-                f"payment is {state.status.value} and finished: nothing to {verb}",
-                status=state.status,
+                f"{timeout_hint}"
             ) from None
         if result.outcome == "refused":
             raise ActionRefused(result.reason or f"{verb} refused", result.status, result)
@@ -253,17 +268,20 @@ class ClientCore:
         try:
             await self._client.get_workflow_handle(workflow_id).signal(signal, command)
         except RPCError as err:
-            if not _not_found(err):
-                raise _unavailable(err) from None
-            state = await self._payment_state(workflow_id)
-            if state is None:
-                raise PaymentNotFound(
-                    f"no payment {workflow_id.removeprefix('payment-')}"
-                ) from None
-            raise ActionRefused(
-                f"payment is {state.status.value} and finished: nothing to {signal}",
-                status=state.status,
-            ) from None
+            raise await self._finished_payment(err, workflow_id, signal) from None
+
+    async def _finished_payment(self, err: RPCError, workflow_id: str, verb: str) -> Exception:
+        """What to raise when a payment's workflow did not take a signal or an update: the
+        server is unavailable, there is no such payment, or it has finished."""
+        if not _not_found(err):
+            return _unavailable(err)
+        state = await self._payment_state(workflow_id)
+        if state is None:
+            return PaymentNotFound(f"no payment {workflow_id.removeprefix('payment-')}")
+        return ActionRefused(
+            f"payment is {state.status.value} and finished: nothing to {verb}",
+            status=state.status,
+        )
 
     @staticmethod
     def _requested_by(value: str | None) -> str | None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -21,7 +20,7 @@ from workflows.models import (
 from workflows.reconciliation_models import review_workflow_id
 
 from .core import ClientCore, _application_error, _NoSuchUpdate, _not_found, _unavailable
-from .errors import ActionRefused, InvalidRequest, KartuTimeout, RefundNotFound, ReviewNotFound
+from .errors import ActionRefused, InvalidRequest, RefundNotFound, ReviewNotFound
 from .validation import _enum, _idempotency_key, _key, _validated
 
 log = logging.getLogger("kartu.client")
@@ -98,19 +97,15 @@ class ResolveMixin(ClientCore):
             )
         workflow_id = _key(review_workflow_id, payment_id, "payment_id")
         key = _idempotency_key(idempotency_key)
-        handle = self._client.get_workflow_handle(workflow_id)
         try:
-            async with asyncio.timeout(self.outcome_timeout):
-                result = await handle.execute_update(
-                    "resolve_review",
-                    command,
-                    id=f"resolve-{key}" if key else None,
-                    result_type=ActionResult,
-                )
-        except TimeoutError:
-            raise KartuTimeout(
-                f"resolve not answered within {self.outcome_timeout:g} s: it may still happen"
-            ) from None
+            return await self._run_update(
+                workflow_id,
+                "resolve_review",
+                command,
+                key,
+                "resolve",
+                timeout_hint="retry with the same idempotency key",
+            )
         except WorkflowUpdateFailedError as err:
             cause = _application_error(err)
             raise ActionRefused(cause.message if cause else "resolve refused") from None
@@ -118,9 +113,6 @@ class ResolveMixin(ClientCore):
             if not _not_found(err):
                 raise _unavailable(err) from None
             raise ReviewNotFound(f"no open review for payment {payment_id}") from None
-        if result.outcome == "refused":
-            raise ActionRefused(result.reason or "resolve refused", result.status, result)
-        return result
 
     async def _resolve_refund(self, payment_id: str, command: ResolveCommand) -> None:
         workflow_id = _key(refund_workflow_id, payment_id, "payment_id")
