@@ -97,18 +97,21 @@ def codec_from_env(
 ) -> KartuCodec | None:
     """The codec configured by the environment; None if ``KARTU_CODEC_DISABLED`` is set.
 
-    With no keys configured, the local dev key file at ``allow_dev_key_path`` is used (created on
-    first use); without that path it is a :class:`CodecConfigError`.
+    With no keys configured, the local stack's key file at ``allow_dev_key_path`` is read if
+    ``kartu up`` created it there; otherwise (or without that path) it is a
+    :class:`CodecConfigError`. A process never makes up a key of its own: a worker started
+    without its keys would write payloads no other process could read.
     """
     settings = settings if settings is not None else CodecSettings()
     if settings.disabled:
         return None
     keys = settings.load_keys()
     if keys is None:
-        if allow_dev_key_path is None:
+        if allow_dev_key_path is None or not allow_dev_key_path.is_file():
+            made = f"; `kartu up` creates {allow_dev_key_path}" if allow_dev_key_path else ""
             raise CodecConfigError(
                 "no payload codec keys: set KARTU_CODEC_KEYS or KARTU_CODEC_KEYS_FILE "
-                "(or KARTU_CODEC_DISABLED=1 to send payloads unencrypted)"
+                f"(or KARTU_CODEC_DISABLED=1 to send payloads unencrypted{made})"
             )
         keys = load_or_create_local_keys(allow_dev_key_path)
     return KartuCodec(keys)

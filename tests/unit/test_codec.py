@@ -160,14 +160,22 @@ def test_disabled_and_missing_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 async def test_dev_key_file_created_0600_and_reused(tmp_path: Path) -> None:
     path = tmp_path / "data" / ".kartu" / "codec.keys"
-    first = codec_from_env(allow_dev_key_path=path)
-    assert first is not None and path.exists()
+    keys = load_or_create_local_keys(path)  # what `kartu up` does for its data dir
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert load_or_create_local_keys(path) == load_or_create_local_keys(path)
+    assert load_or_create_local_keys(path) == keys
     assert list(path.parent.iterdir()) == [path]  # no temp files left behind
+    first = codec_from_env(allow_dev_key_path=path)
     second = codec_from_env(allow_dev_key_path=path)
-    assert second is not None and second.key_ids == first.key_ids
+    assert first is not None and second is not None and second.key_ids == first.key_ids
     assert await second.decode(await first.encode([secret_payload()])) == [secret_payload()]
+
+
+def test_no_keys_and_no_local_stack_is_an_error_not_a_new_key(tmp_path: Path) -> None:
+    # A worker started without its keys must not encrypt with a key no other process has.
+    path = tmp_path / ".kartu" / "codec.keys"
+    with pytest.raises(CodecConfigError, match=r"KARTU_CODEC_KEYS.*`kartu up` creates"):
+        codec_from_env(allow_dev_key_path=path)
+    assert not path.exists() and not path.parent.exists()
 
 
 async def test_codec_server_json_round_trip() -> None:
