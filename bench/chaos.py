@@ -195,6 +195,9 @@ OUTAGE_FLOWS = (
     Flow.DIRECT_3DS,
 )
 OUTAGE_SHARE = 40  # one outage payment per this many driven ones (at least len(OUTAGE_FLOWS))
+# A capture or void refused with the hold intact (the provider failed through every retry of
+# the call) is asked again under a new idempotency key, as a merchant would, this many times.
+SETTLE_ATTEMPTS = 3
 # The closing reconciliation: a difference is looked at again after this long before it counts.
 RECONCILE_CONFIRM_AFTER = timedelta(seconds=10)
 RECONCILE_TIMEOUT = 180.0
@@ -558,18 +561,28 @@ class Driver:
             d.error = f"{type(exc).__name__}: {exc}"
 
     async def _settle_authorization(self, d: Drive) -> None:
-        key = f"{d.payment_id}-settle"
-        try:
-            if d.flow is Flow.AUTH_VOID:
-                await self.retry(lambda: self.kartu.void(d.payment_id, idempotency_key=key))
-            else:
-                amount = (d.amount * Decimal("0.6")).quantize(Decimal("0.01"))
-                part = amount if d.flow is Flow.AUTH_CAPTURE_PARTIAL else None
-                await self.retry(
-                    lambda: self.kartu.capture(d.payment_id, part, idempotency_key=key)
-                )
-        except ActionRefused as exc:
-            d.error = f"ActionRefused: {exc}"
+        """Capture (or void) the hold as a merchant does: a refusal that leaves the payment
+        AUTHORIZED (the provider kept failing through every retry of the call) is tried again
+        under a new idempotency key, a few times; any other refusal is final."""
+        for attempt in range(1, SETTLE_ATTEMPTS + 1):
+            key = f"{d.payment_id}-settle" + (f"-{attempt}" if attempt > 1 else "")
+            try:
+                await self._settle_once(d, key)
+                return
+            except ActionRefused as exc:
+                if exc.status is not PaymentStatus.AUTHORIZED or attempt == SETTLE_ATTEMPTS:
+                    d.error = f"ActionRefused: {exc}"
+                    return
+                self.retries += 1
+                await asyncio.sleep(2.0)
+
+    async def _settle_once(self, d: Drive, key: str) -> None:
+        if d.flow is Flow.AUTH_VOID:
+            await self.retry(lambda: self.kartu.void(d.payment_id, idempotency_key=key))
+            return
+        amount = (d.amount * Decimal("0.6")).quantize(Decimal("0.01"))
+        part = amount if d.flow is Flow.AUTH_CAPTURE_PARTIAL else None
+        await self.retry(lambda: self.kartu.capture(d.payment_id, part, idempotency_key=key))
 
 
 def plan(n: int, seed: int, run: str) -> list[Drive]:
