@@ -407,11 +407,14 @@ def test_the_codec_service_serves_the_ui(stack: Stack, compose: dict[str, Any]) 
 
 def test_a_missing_codec_key_keeps_the_worker_down(stack: Stack) -> None:
     """What the compose file used to do: no KARTU_CODEC_KEYS. The worker must not invent a key
-    (in an unwritable working directory it cannot) and must not report healthy."""
+    (no other worker could read what it wrote), must say which settings it lacks, and must not
+    report healthy."""
     worker = stack.failing["no codec keys"]
     assert compose_run.wait_exit(worker) != 0
     assert not worker.run.check_health()
-    assert "Permission denied" in worker.output() and ".kartu" in worker.output()
+    output = worker.output()
+    assert "no payload codec keys: set KARTU_CODEC_KEYS or KARTU_CODEC_KEYS_FILE" in output
+    assert not (worker.run.cwd / ".kartu").exists()
 
 
 def test_an_unwritable_data_dir_stops_the_worker_at_start(stack: Stack) -> None:

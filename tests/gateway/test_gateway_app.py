@@ -4,6 +4,7 @@ is away."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -14,7 +15,13 @@ from starter.settings import TemporalSettings
 from tests.kartu_stack import Stack
 
 
-async def test_factory_and_insecure_dev_mode(stack: Stack, key: str):
+async def test_factory_and_insecure_dev_mode(
+    stack: Stack, key: str, monkeypatch: pytest.MonkeyPatch
+):
+    # The factory connects the way a deployed gateway does: settings and codec keys from the
+    # environment (here the stack's keys; without any it would refuse to start).
+    assert stack.local.codec_keys_file is not None
+    monkeypatch.setenv("KARTU_CODEC_KEYS_FILE", str(stack.local.codec_keys_file))
     temporal = TemporalSettings(TEMPORAL_ADDRESS=stack.devserver.address)
     app = create_app(
         lambda: KartuClient.connect(temporal),
