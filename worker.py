@@ -235,11 +235,14 @@ async def main() -> None:
         metrics_settings = metrics.WorkerMetricsSettings()
         tracing.configure_tracing("kartu-worker")  # before connect(): it asks for interceptors
         liveness = Liveness.prepared(settings)
+        # Codec keys too (CodecConfigError is a ValueError): a worker without them refuses
+        # to start rather than write payloads no other process could read.
+        converter = kartu_data_converter()
     except ValueError as exc:  # a setting named in the message; no traceback to read through
         raise SystemExit(f"kartu worker: {exc}") from None
     # The process's one Runtime: it exports the SDK's and Kartu's metrics on one endpoint.
     runtime = metrics.worker_runtime(metrics_settings)
-    client = await connect(settings, runtime=runtime)
+    client = await connect(settings, converter, runtime=runtime)
     attention = metrics.start_needs_attention_gauge(client, runtime, metrics_settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

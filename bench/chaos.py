@@ -570,7 +570,9 @@ class Driver:
                 await self._settle_once(d, key)
                 return
             except ActionRefused as exc:
-                if exc.status is not PaymentStatus.AUTHORIZED or attempt == SETTLE_ATTEMPTS:
+                held = exc.status is PaymentStatus.AUTHORIZED
+                final = not held or "no attempt left" in exc.reason
+                if final or attempt == SETTLE_ATTEMPTS:
                     d.error = f"ActionRefused: {exc}"
                     return
                 self.retries += 1

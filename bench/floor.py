@@ -24,23 +24,37 @@ async def noop(step: int) -> int:
 
 @workflow.defn(name="BenchFloor")
 class FloorWorkflow:
-    """Answers an early-return update after its first activity, as a payment does."""
+    """Answers an early-return update after its first activity, as a payment does. With
+    ``second_update`` it then waits for a ``second`` update before its other activities and
+    answers it when they are done, as an authorization waits for its capture: the floor of
+    auth + capture pays the same client round trip Kartu's capture does."""
 
     def __init__(self) -> None:
         self._first_done = False
+        self._second_asked = False
+        self._all_done = False
 
     @workflow.run
-    async def run(self, activities: int) -> int:
+    async def run(self, activities: int, second_update: bool = False) -> int:
         for step in range(activities):
+            if step == 1 and second_update:
+                await workflow.wait_condition(lambda: self._second_asked)
             await workflow.execute_activity(
                 noop, step, start_to_close_timeout=timedelta(seconds=10)
             )
             self._first_done = True
+        self._all_done = True
         return activities
 
     @workflow.update(name="first_outcome")
     async def first_outcome(self) -> bool:
         await workflow.wait_condition(lambda: self._first_done)
+        return True
+
+    @workflow.update(name="second")
+    async def second(self) -> bool:
+        self._second_asked = True
+        await workflow.wait_condition(lambda: self._all_done)
         return True
 
 

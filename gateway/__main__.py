@@ -12,7 +12,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from ayoconnect.settings import AyoconnectSettings
+from codec import CodecConfigError
 from starter.client import KartuClient
+from starter.connection import kartu_data_converter
 from starter.settings import TemporalSettings
 from telemetry import tracing
 from telemetry.logs import configure_logging
@@ -27,10 +29,19 @@ def main() -> int:
         temporal = TemporalSettings()
         ayoconnect = AyoconnectSettings()
         tracing.configure_tracing("kartu-gateway")  # before create_app: it instruments the app
+        # Codec keys now, not at the first connection: missing ones are a setting to report.
+        converter = kartu_data_converter()
         app = create_app(
-            lambda: KartuClient.connect(temporal), settings, ayoconnect_settings=ayoconnect
+            lambda: KartuClient.connect(temporal, data_converter=converter),
+            settings,
+            ayoconnect_settings=ayoconnect,
         )
-    except (GatewayConfigError, ValidationError, tracing.TracingConfigError) as exc:
+    except (
+        GatewayConfigError,
+        ValidationError,
+        tracing.TracingConfigError,
+        CodecConfigError,
+    ) as exc:
         print(f"kartu gateway: {exc}", file=sys.stderr)
         return 2
     configure_logging("kartu-gateway", level=settings.log_level)

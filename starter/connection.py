@@ -192,8 +192,10 @@ def _read(source: DataSource | None, what: str) -> bytes | None:
 def kartu_data_converter() -> DataConverter:
     """Pydantic payloads, encrypted by the payload codec that ``KARTU_CODEC_*`` configures.
 
-    With no keys configured, a local development key is created in ``.kartu/codec.keys``, so
-    every local process started from the same folder agrees; production sets the keys.
+    With no keys configured, the key file ``kartu up`` created in ``.kartu/codec.keys`` of the
+    working directory is read (with ``kartu up --data-dir X``, set
+    ``KARTU_CODEC_KEYS_FILE=X/codec.keys``); without one it is a ``CodecConfigError``: a
+    process never makes up a key of its own.
     """
     return codec_data_converter(codec_from_env(allow_dev_key_path=DEV_KEYS_FILE))
 

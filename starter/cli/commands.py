@@ -17,6 +17,8 @@ from .errors import EXIT_FAILED, CliError, Failure, UsageError
 from .reconcile import cmd_reconcile
 
 if TYPE_CHECKING:
+    from temporalio.converter import DataConverter
+
     from starter.client import KartuClient
     from starter.settings import TemporalSettings
 
@@ -75,10 +77,11 @@ async def connect(args: argparse.Namespace) -> KartuClient:
         settings.tls_config()
     except (OSError, ValueError) as exc:
         raise UsageError(f"TLS settings: {exc}") from None
+    converter = payload_converter()
     where = f"{settings.temporal_address} (namespace {settings.temporal_namespace})"
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            return await KartuClient.connect(settings)
+            return await KartuClient.connect(settings, data_converter=converter)
     except TimeoutError:
         message = f"Temporal at {where} did not answer within {CONNECT_TIMEOUT:g} s"
         raise CliError("unavailable", message, EXIT_FAILED) from None
@@ -88,6 +91,18 @@ async def connect(args: argparse.Namespace) -> KartuClient:
             "(kartu up) or set --address / TEMPORAL_ADDRESS"
         )
         raise CliError("unavailable", message, EXIT_FAILED) from None
+
+
+def payload_converter() -> DataConverter:
+    """Kartu's data converter, its codec keys read before any connection: missing keys are a
+    setting to fix, not an unreachable server."""
+    from codec import CodecConfigError
+    from starter.connection import kartu_data_converter
+
+    try:
+        return kartu_data_converter()
+    except CodecConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _transport_reason(exc: Exception) -> str:

@@ -23,6 +23,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -112,11 +113,16 @@ class ClientCore:
 
     @classmethod
     async def connect(
-        cls, settings: TemporalSettings | None = None, *, outcome_timeout: float = 30.0
+        cls,
+        settings: TemporalSettings | None = None,
+        *,
+        outcome_timeout: float = 30.0,
+        data_converter: DataConverter | None = None,
     ) -> Self:
-        """Connect as the worker does (same settings, TLS, API key and data converter)."""
+        """Connect as the worker does (same settings, TLS, API key and data converter; pass
+        ``data_converter`` when it was built beforehand, e.g. to report a codec error first)."""
         settings = settings or TemporalSettings()
-        client = await connect_temporal(settings)
+        client = await connect_temporal(settings, data_converter)
         return cls(client, task_queue=settings.task_queue, outcome_timeout=outcome_timeout)
 
     @property

@@ -104,7 +104,11 @@ class ResolveMixin(ClientCore):
                 command,
                 key,
                 "resolve",
-                timeout_hint="retry with the same idempotency key",
+                timeout_hint=(
+                    "retry with the same idempotency key"
+                    if key
+                    else "read the review before retrying (no idempotency key was given)"
+                ),
             )
         except WorkflowUpdateFailedError as err:
             cause = _application_error(err)

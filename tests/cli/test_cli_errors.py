@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from cli_stack import Result, Up, base_env, new_id, run_kartu
 
+from codec import load_or_create_local_keys
+
 TOKEN = "A" * 40
 CUSTOMER = "CUST0000000001"
 
@@ -116,9 +118,26 @@ def test_refusals_and_unknown_payments_exit_1(kartu_up: Up) -> None:
 
 
 def test_unreachable_temporal_is_one_line(tmp_path: Path) -> None:
-    env = base_env(TEMPORAL_ADDRESS="127.0.0.1:1")
+    keys = tmp_path / "codec.keys"
+    load_or_create_local_keys(keys)
+    env = base_env(TEMPORAL_ADDRESS="127.0.0.1:1", KARTU_CODEC_KEYS_FILE=str(keys))
     result = run_kartu("status", "p_1", env=env, cwd=tmp_path)
     assert_one_line_error(result, 1, "cannot reach Temporal at 127.0.0.1:1", "kartu up")
+    assert "codec" not in result.err
+
+
+def test_missing_codec_keys_are_a_setting_not_an_unreachable_server(tmp_path: Path) -> None:
+    # No keys and no `kartu up` in this folder: the CLI says which settings it lacks before it
+    # tries to connect, and creates no key of its own.
+    env = base_env(TEMPORAL_ADDRESS="127.0.0.1:1")
+    for name in ("KARTU_CODEC_KEYS", "KARTU_CODEC_KEYS_FILE", "KARTU_CODEC_DISABLED"):
+        env.pop(name, None)
+    result = run_kartu("status", "p_1", env=env, cwd=tmp_path)
+    assert_one_line_error(
+        result, 2, "no payload codec keys: set KARTU_CODEC_KEYS or KARTU_CODEC_KEYS_FILE"
+    )
+    assert "cannot reach" not in result.err
+    assert not (tmp_path / ".kartu").exists()
 
 
 def test_unreachable_sandbox_is_one_line(tmp_path: Path) -> None:

@@ -412,9 +412,7 @@ def test_a_missing_codec_key_keeps_the_worker_down(stack: Stack) -> None:
     worker = stack.failing["no codec keys"]
     assert compose_run.wait_exit(worker) != 0
     assert not worker.run.check_health()
-    output = worker.output()
-    assert "no payload codec keys: set KARTU_CODEC_KEYS or KARTU_CODEC_KEYS_FILE" in output
-    assert not (worker.run.cwd / ".kartu").exists()
+    assert "no payload codec keys: set KARTU_CODEC_KEYS or KARTU_CODEC_KEYS_FILE" in worker.output()
 
 
 def test_an_unwritable_data_dir_stops_the_worker_at_start(stack: Stack) -> None:
