@@ -155,6 +155,11 @@ class PaymentInput(KartuModel):
     provider_attention_after: timedelta = DEFAULT_PROVIDER_ATTENTION_AFTER
     # Aware only: a naive datetime cannot be compared with workflow time.
     deadline: AwareDatetime | None = None
+    # Set by KartuClient, which starts the workflow with its search attributes: the first
+    # workflow task then upserts only what differs from them (one history event and one
+    # visibility write less per payment). A flag in the input, not a patch: a patch upserts its
+    # own marker attribute, and histories started before it (False) replay their upsert.
+    search_attributes_at_start: bool = False
 
     @field_validator("payment_id")
     @classmethod

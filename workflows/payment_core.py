@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 from . import details, ids, journal, payment_metrics, policies
 from . import search_attributes as sa
@@ -113,7 +114,13 @@ class PaymentCore:
         )
 
     def start(self) -> None:
-        self.upsert_search_attributes()
+        updates = self._attribute_updates()
+        if self.input.search_attributes_at_start:
+            # The start's attributes are in the history: the same on every replay.
+            at_start = workflow.info().typed_search_attributes
+            updates = [u for u in updates if at_start.get(u.key) != u.value]
+        if updates:
+            workflow.upsert_search_attributes(updates)
         details.show(self.state)
         payment_metrics.started(self.state)
 
@@ -137,16 +144,17 @@ class PaymentCore:
         self.resolutions.clear()
 
     def upsert_search_attributes(self) -> None:
+        workflow.upsert_search_attributes(self._attribute_updates())
+
+    def _attribute_updates(self) -> list[SearchAttributeUpdate]:
         s = self.state
-        workflow.upsert_search_attributes(
-            sa.updates(
-                status=s.status.value,
-                flow=s.flow.value,
-                customer_id=s.customer_id,
-                amount=s.captured_amount or s.amount,
-                auth_expires_at=s.authorization_expires_at,
-                invoice_number=s.invoice_number,
-            )
+        return sa.updates(
+            status=s.status.value,
+            flow=s.flow.value,
+            customer_id=s.customer_id,
+            amount=s.captured_amount or s.amount,
+            auth_expires_at=s.authorization_expires_at,
+            invoice_number=s.invoice_number,
         )
 
     def record_difference(self, difference: str) -> None:

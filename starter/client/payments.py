@@ -227,7 +227,9 @@ class PaymentsMixin(ClientCore):
             DirectPaymentWorkflow if flow is PaymentFlow.DIRECT else AuthCapturePaymentWorkflow
         )
         workflow_id = payment_workflow_id(payment.payment_id)
-        # Set at start too, so find_payments sees the payment before its first workflow task.
+        # Set at start too, so find_payments sees the payment before its first workflow task;
+        # the workflow then upserts only what differs from them.
+        payment = payment.model_copy(update={"search_attributes_at_start": True})
         attributes = TypedSearchAttributes(
             [
                 SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.PENDING.value),
