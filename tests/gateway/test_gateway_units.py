@@ -40,18 +40,35 @@ def test_create_app_applies_the_rule():
         create_app(lambda: None, settings())  # type: ignore[arg-type,return-value]
 
 
-def test_python_m_gateway_refuses_without_api_key():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KARTU_GATEWAY_")}
-    done = subprocess.run(
+def run_gateway(cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway`` without any gateway or codec setting of this environment."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KARTU_GATEWAY_", "KARTU_CODEC_"))
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return subprocess.run(
         [sys.executable, "-m", "gateway"],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_python_m_gateway_refuses_without_api_key(tmp_path: Path):
+    done = run_gateway(tmp_path, KARTU_CODEC_DISABLED="1")
     assert done.returncode == 2
     assert "KARTU_GATEWAY_API_KEY" in done.stderr
+
+
+def test_python_m_gateway_refuses_without_codec_keys(tmp_path: Path):
+    # Run where no `kartu up` left a key file: one line naming the settings, no traceback.
+    done = run_gateway(tmp_path, KARTU_GATEWAY_API_KEY="k" * 32)
+    assert done.returncode == 2
+    assert done.stderr.startswith("kartu gateway: no payload codec keys: set KARTU_CODEC_KEYS")
+    assert "Traceback" not in done.stderr and not (tmp_path / ".kartu").exists()
 
 
 def test_card_tokens_are_redacted_from_logged_paths():
