@@ -88,6 +88,13 @@ class WorkerSettings(TemporalSettings):
     liveness_interval_seconds: float = Field(
         default=10.0, gt=0, validation_alias="KARTU_WORKER_LIVENESS_INTERVAL_SECONDS"
     )
+    # A workflow's next task goes first to the worker that ran its last one (its cache); if
+    # that worker died, the server hands the task to any worker after this long. The SDK's
+    # 10 s would add 10 s to every payment a dead worker held (bench/failover.py measured
+    # it); a live worker that is slow to poll costs only a replay elsewhere.
+    sticky_schedule_to_start_seconds: float = Field(
+        default=2.0, gt=0, validation_alias="KARTU_WORKER_STICKY_TIMEOUT_SECONDS"
+    )
 
     @field_validator("liveness_file", mode="before")
     @classmethod
@@ -129,6 +136,9 @@ def build_worker(
         activities=[*activities, *(extra_activities or [])],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=settings.sticky_schedule_to_start_seconds
+        ),
     )
 
 
