@@ -35,7 +35,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
@@ -58,13 +57,14 @@ REQUEST_TIMEOUT = 15.0  # per request: a hang fails the example instead of the s
 FAST = 2.0  # seconds a refusal of bad input may take
 MAX_BODY = 64 * 1024
 CHECKS = [
-    not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
     ignored_auth,
 ]
+
+TEMPORAL_UNAVAILABLE = "urn:kartu:problem:temporal-unavailable"
 
 # The schema is the app's own, built without connecting (the factory is awaited at startup).
 _SCHEMA_APP = create_app(lambda: None, GatewaySettings(api_key="schema-only-key-0123456789"))
@@ -151,6 +151,12 @@ def test_every_operation_answers_within_its_contract(
         transport_kwargs={"base_url": inproc_gateway.base_url, "headers": headers},
     )
     assert elapsed < REQUEST_TIMEOUT
+    # No server error, but one: Temporal itself unavailable, answered as the documented 503
+    # (the dev server on two loaded cores once failed a start with "Namespace default is not
+    # found"; Ayoconnect retries such a callback). Anything else in 5xx is a bug.
+    if response.status_code >= 500:
+        assert response.status_code == 503, response.text
+        assert response.json()["type"] == TEMPORAL_UNAVAILABLE, response.text
 
 
 # --- hostile bodies -----------------------------------------------------------------------
