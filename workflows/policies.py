@@ -54,6 +54,12 @@ def _retry(initial: float, maximum: float, attempts: int) -> RetryPolicy:
     )
 
 
+# A workflow task a dead worker had started is handed to another after this long (Temporal's
+# default is 10 s, which bench/failover.py measured as the delay of such a payment). A payment's
+# task takes milliseconds (a replay of its few dozen events included), so 5 s still leaves a
+# loaded worker room; a task that times out is simply run again.
+WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
+
 # The client's read timeout is 15 s and a money call may make two requests (look-up + send).
 # Money calls heartbeat every second (``HEARTBEAT_EVERY`` in the activities): a worker that dies
 # mid-call is noticed within the heartbeat timeout and the call is retried on another worker,

@@ -15,6 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from workflows import policies
 from workflows.models import PaymentFlow, PaymentInput, RefundInput, RegistrationInput, UnbindInput
 
 _FLOWS = {
@@ -29,8 +30,14 @@ class UiSummary:
     details: str
 
     def start_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``start_workflow`` / ``WithStartWorkflowOperation``."""
-        return {"static_summary": self.summary, "static_details": self.details}
+        """Keyword arguments of ``start_workflow`` / ``WithStartWorkflowOperation``: what the
+        UI shows, and the workflow task timeout every Kartu workflow runs with
+        (``policies.WORKFLOW_TASK_TIMEOUT``)."""
+        return {
+            "static_summary": self.summary,
+            "static_details": self.details,
+            "task_timeout": policies.WORKFLOW_TASK_TIMEOUT,
+        }
 
 
 def rupiah(amount: Decimal) -> str:

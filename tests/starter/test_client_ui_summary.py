@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from starter.client import KartuClient, summaries
 from tests.kartu_stack import Stack, new_customer_id, new_key
+from workflows import policies
 from workflows.models import (
     PaymentFlow,
     PaymentInput,
@@ -50,7 +51,11 @@ def test_payment_summaries_say_flow_amount_customer_and_no_card_data() -> None:
     for ui in (direct, held):
         shown = _shown(ui)
         assert TOKEN not in shown and "4111" not in shown and "secret" not in shown
-        assert ui.start_options() == {"static_summary": ui.summary, "static_details": ui.details}
+        assert ui.start_options() == {
+            "static_summary": ui.summary,
+            "static_details": ui.details,
+            "task_timeout": policies.WORKFLOW_TASK_TIMEOUT,
+        }
 
 
 def test_registration_refund_unbind_and_lookup_summaries() -> None:

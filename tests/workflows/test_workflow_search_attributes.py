@@ -12,7 +12,7 @@ from workflow_helpers import CUSTOMER, finish, payment_input, start_payment
 
 from starter.client import KartuClient
 from worker import workflow_runner
-from workflows import ALL_WORKFLOWS
+from workflows import ALL_WORKFLOWS, policies
 from workflows import search_attributes as sa
 from workflows.ids import payment_workflow_id
 from workflows.models import PaymentState, PaymentStatus
@@ -53,6 +53,9 @@ async def test_a_payment_started_with_its_attributes_upserts_only_what_changes(
     assert attributes.get(sa.PAYMENT_STATUS) == "PAID"
     assert attributes.get(sa.FLOW) == "DIRECT" and attributes.get(sa.CUSTOMER_ID) == CUSTOMER
     assert attributes.get(sa.AMOUNT) == 150000 and attributes.get(sa.INVOICE_NUMBER)
+    # A workflow task a dead worker had started goes to another after 5 s, not Temporal's 10.
+    config = described.raw_description.execution_config
+    assert config.default_workflow_task_timeout.ToTimedelta() == policies.WORKFLOW_TASK_TIMEOUT
 
 
 async def test_a_payment_started_without_them_upserts_them_all(env, task_queue, key):
