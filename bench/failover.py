@@ -33,10 +33,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from starter.client import KartuClient
-from starter.stack import Child, LocalStack, StackConfig
+from starter.stack import Child, LocalStack
 
 from .figures import machine
 from .payments import bound_card
+from .stacks import bench_stack
 
 RESULTS = Path(__file__).parent / "results"
 # The target: how much longer than before the kill an in-flight payment may take.
@@ -167,27 +168,10 @@ def second_worker(stack: LocalStack, data_dir: Path) -> Child:
 
 
 async def main(args: argparse.Namespace) -> Report:
-    env = {
-        "KARTU_WORKER_METRICS_PORT": "0",
-        "KARTU_GATEWAY_METRICS_PORT": "0",
-        **os.environ,
-        "SANDBOX_LOG_LEVEL": "warning",
-        "KARTU_GATEWAY_LOG_LEVEL": "warning",
-    }
     async with contextlib.AsyncExitStack() as cleanup:
         tmp = tempfile.TemporaryDirectory(prefix="kartu-failover-", ignore_cleanup_errors=True)
         data_dir = Path(cleanup.enter_context(tmp))
-        config = StackConfig(
-            data_dir=data_dir,
-            temporal_port=0,
-            ui_port=0,
-            sandbox_port=0,
-            gateway_port=0,
-            headless=True,
-            task_queue="kartu-failover",
-            reconciliation_schedule=False,
-        )
-        stack = LocalStack(config, env)
+        stack = bench_stack(data_dir, "kartu-failover")
         cleanup.push_async_callback(asyncio.to_thread, stack.stop)
         print(f"starting a stack in {data_dir} ...", file=sys.stderr, flush=True)
         await stack.start()
@@ -196,7 +180,7 @@ async def main(args: argparse.Namespace) -> Report:
         cleanup.callback(extra.kill)
         await asyncio.sleep(args.warmup)
         kartu = KartuClient(
-            await stack.connect(), task_queue=config.task_queue, outcome_timeout=args.timeout
+            await stack.connect(), task_queue=stack.config.task_queue, outcome_timeout=args.timeout
         )
         began = time.monotonic()
         driving = asyncio.create_task(drive(kartu, args, began, began + args.seconds))

@@ -65,7 +65,6 @@ from temporalio.service import RPCError
 
 from sandbox.control_client import SandboxControl
 from starter.client import ActionRefused, KartuClient, KartuTimeout, KartuUnavailable
-from starter.stack import LocalStack, StackConfig
 from workflows.ids import payment_workflow_id
 from workflows.models import UNDECIDED, PaymentState, PaymentStatus
 from workflows.provider_time import aware
@@ -84,6 +83,7 @@ from .parked_report import (
     summarize,
 )
 from .payments import RESULTS, bound_card
+from .stacks import bench_stack
 
 T = TypeVar("T")
 AMOUNT = "150000"
@@ -427,17 +427,6 @@ async def read_all(
 # --- the stack and the machine ----------------------------------------------------------------
 
 
-def stack_environ() -> dict[str, str]:
-    return {
-        # No metrics endpoints (their default ports are fixed), unless the operator asks.
-        "KARTU_WORKER_METRICS_PORT": "0",
-        "KARTU_GATEWAY_METRICS_PORT": "0",
-        **os.environ,
-        "SANDBOX_LOG_LEVEL": "warning",
-        "KARTU_GATEWAY_LOG_LEVEL": "warning",
-    }
-
-
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "host": socket.gethostname(),
@@ -490,18 +479,9 @@ async def own_stack(args: argparse.Namespace, cleanup: contextlib.AsyncExitStack
     else:
         tmp = tempfile.TemporaryDirectory(prefix="kartu-parked-", ignore_cleanup_errors=True)
         data_dir = Path(cleanup.enter_context(tmp))
-    config = StackConfig(
-        data_dir=data_dir,
-        temporal_port=0,
-        ui_port=0,
-        sandbox_port=0,
-        gateway_port=0,
-        headless=True,
-        task_queue="kartu-parked",
-        sandbox_auth_window=timedelta(seconds=args.window),
-        reconciliation_schedule=False,
+    stack = bench_stack(
+        data_dir, "kartu-parked", sandbox_auth_window=timedelta(seconds=args.window)
     )
-    stack = LocalStack(config, stack_environ())
     cleanup.push_async_callback(asyncio.to_thread, stack.stop)
     print(f"starting a stack in {data_dir} ...", file=sys.stderr, flush=True)
     await stack.start()
