@@ -35,7 +35,7 @@ from pathlib import Path
 from starter.client import KartuClient
 from starter.stack import Child, LocalStack
 
-from .figures import machine
+from .figures import machine, percentile
 from .payments import bound_card
 from .stacks import bench_stack
 
@@ -72,16 +72,11 @@ class Report:
 def summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    ordered = sorted(values)
-
-    def pct(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
     return {
-        "n": len(ordered),
-        "p50": round(statistics.median(ordered), 3),
-        "p99": round(pct(0.99), 3),
-        "max": round(ordered[-1], 3),
+        "n": len(values),
+        "p50": round(statistics.median(values), 3),
+        "p99": round(percentile(values, 0.99) or 0.0, 3),
+        "max": round(max(values), 3),
     }
 
 

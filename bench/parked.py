@@ -39,10 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import json
-import os
-import platform
 import random
 import socket
 import sys
@@ -69,6 +66,7 @@ from workflows.ids import payment_workflow_id
 from workflows.models import UNDECIDED, PaymentState, PaymentStatus
 from workflows.provider_time import aware
 
+from .figures import machine
 from .parked_report import (
     CLOSED,
     Parked,
@@ -422,36 +420,6 @@ async def read_all(
         by_order[entry["orderId"]].append(entry)
     for p in plan:
         apply_ledger(p, by_order.get(p.payment_id, []))
-
-
-# --- the stack and the machine ----------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "temporalio": importlib.metadata.version("temporalio"),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.partition(":")[2].strip()
-                break
-    with contextlib.suppress(OSError, ValueError):
-        meminfo = parse_meminfo(Path("/proc/meminfo").read_text())
-        info["memory_mb"] = meminfo // 1024
-    return info
-
-
-def parse_meminfo(text: str) -> int:
-    for line in text.splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1])
-    raise ValueError("no MemTotal")
 
 
 # --- the run ----------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ absent, and its source is ``callback``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,8 @@ from temporalio.api.history.v1 import HistoryEvent
 
 from workflows.models import PaymentState, PaymentStatus
 from workflows.provider_time import aware_or_none
+
+from .figures import percentile
 
 RSS_LIMIT_MB = 500.0
 LATENESS_P99_LIMIT_S = 1.0
@@ -212,15 +213,6 @@ def lateness(p: Parked) -> dict[str, float]:
     if p.timing is not None:
         moments |= {"fired": p.timing.fired_at, "acted": p.timing.acted_at}
     return {k: (v - p.deadline).total_seconds() for k, v in moments.items() if v is not None}
-
-
-def percentile(values: Iterable[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..1): a value that occurred; None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
 
 
 def spread(values: Sequence[float], digits: int = 3) -> dict[str, float | int | None]:
