@@ -92,28 +92,27 @@ class AyoconnectActivities:
 
     @activity.defn(name="generate_webview")
     async def generate_webview(self, call: WebviewCall) -> GenerateWebviewResponse:
-        return await _mapped(
-            self.client.generate_webview(call.request, correlation_id=call.correlation_id)
-        )
+        webview = self.client.generate_webview(call.request, correlation_id=call.correlation_id)
+        return await _mapped(_heartbeating(webview))
 
     @activity.defn(name="payment_status")
     async def payment_status(self, call: StatusCall) -> PaymentStatusResponse:
-        return await _mapped(self._status(call))
+        return await _mapped(_heartbeating(self._status(call)))
 
     @activity.defn(name="list_cards")
     async def list_cards(self, call: CardsListCall) -> CardsListResponse:
-        return await _mapped(
-            self.client.list_cards(
-                transaction_id=call.transaction_id,
-                customer_id=call.customer_id,
-                correlation_id=call.correlation_id,
-            )
+        cards = self.client.list_cards(
+            transaction_id=call.transaction_id,
+            customer_id=call.customer_id,
+            correlation_id=call.correlation_id,
         )
+        return await _mapped(_heartbeating(cards))
 
     @activity.defn(name="unbind")
     async def unbind(self, call: UnbindCall) -> UnbindResponse:
         # Not money-moving: a resend after an ambiguous failure is harmless.
-        return await _mapped(self.client.unbind(call.request, correlation_id=call.correlation_id))
+        unbind = self.client.unbind(call.request, correlation_id=call.correlation_id)
+        return await _mapped(_heartbeating(unbind))
 
     # --- money-moving calls -----------------------------------------------------------------
 
@@ -280,7 +279,9 @@ async def _mapped(call: Awaitable[T], operation: str | None = None) -> T:
 
 
 async def _heartbeating(call: Awaitable[T]) -> T:
-    """Heartbeat while a possibly long call (token fetch + look-up + send) runs."""
+    """Heartbeat while a possibly long call (token fetch, look-up, send) runs: every provider
+    call's activity has a heartbeat timeout (``policies.HEARTBEAT``), so a dead worker's call is
+    retried elsewhere within seconds; a call answered within a second sends no heartbeat."""
     task = asyncio.ensure_future(call)
     try:
         while True:

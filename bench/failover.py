@@ -10,7 +10,7 @@ Reported: the payments in flight at the kill (started before it, ended after it)
 payments that ran entirely before it: their time to end, p50 / p99 / max, the extra delay
 (in-flight p99 minus before p99), and how many answered PENDING (a backend's call that timed
 out) or failed. The target (issue 10): a death delays its in-flight payments by at most ~5 s
-(the money activities' heartbeat timeout) and no backend call times out.
+(the activities' heartbeat timeout plus a retry's first interval) and no backend call times out.
 
     .venv/bin/python -m bench.failover                 # 30 s of payments, 10 in flight
     .venv/bin/python -m bench.failover --kill-at 8 --seconds 40 --concurrency 10
@@ -41,7 +41,9 @@ from .stacks import bench_stack
 
 RESULTS = Path(__file__).parent / "results"
 # The target: how much longer than before the kill an in-flight payment may take.
-MAX_EXTRA_DELAY_S = 5.0 + 1.0  # the heartbeat timeout, plus a retry's start
+# The activities' heartbeat timeout plus the retry's first interval, or the workflow task
+# timeout (policies): a dead worker's payment waits for one of them.
+MAX_EXTRA_DELAY_S = 6.0
 
 
 @dataclass
