@@ -1,16 +1,25 @@
-"""Helpers of the CLI suite: run the real ``kartu`` console script as a subprocess against a
-stack (the session's ``LocalStack``, root conftest, or a ``kartu up --json`` of a test's own
-started on free ports), register cards through the CLI alone."""
+"""Helpers of the CLI suite: run ``kartu`` commands against a stack (the session's
+``LocalStack``, root conftest, or a ``kartu up --json`` of a test's own started on free ports),
+register cards through the CLI alone.
+
+Against the session's stack a command runs in this process (``run_kartu_here``: the console
+script's own ``run`` with its environment, directory and streams), as a process costs ~0.5 s of
+CPU to start and this suite runs about a hundred: on two cores that was a third of the suite's
+time. The console script itself, as a process, is what ``test_cli_up.py`` (``kartu up``),
+``test_cli_imports.py`` and the README walkthrough run, and the security suite's commands.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -69,6 +78,43 @@ def run_kartu(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -
     return Result(done.returncode, done.stdout, done.stderr)
 
 
+_HERE = threading.Lock()  # one command at a time: it owns the process's environment and cwd
+
+
+def run_kartu_here(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> Result:
+    """``kartu *args`` as the console script runs it (``starter.cli.run``), in this process: in
+    a thread of its own (the command runs its own event loop, the test may be running one), with
+    ``env`` as the whole environment, ``cwd`` as the directory and its output captured."""
+    from starter.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    codes: list[int] = []
+
+    def command() -> None:
+        saved_env, saved_cwd = dict(os.environ), Path.cwd()
+        try:
+            os.environ.clear()
+            os.environ.update(env)
+            os.chdir(cwd)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    codes.append(run(list(args)))
+                except SystemExit as exc:  # argparse: usage errors, --help
+                    codes.append(exc.code if isinstance(exc.code, int) else int(bool(exc.code)))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_env)
+            os.chdir(saved_cwd)
+
+    with _HERE:
+        thread = threading.Thread(target=command, name=f"kartu {' '.join(args[:1])}", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise TimeoutError(f"kartu {' '.join(args)} still running after {timeout} s")
+    return Result(codes[0] if codes else 1, out.getvalue(), err.getvalue())
+
+
 @dataclass
 class Up:
     """A running stack: its ports, data directory, pids and a CLI bound to it. ``process``: the
@@ -79,6 +125,8 @@ class Up:
     ports: dict[str, int]
     ready: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Commands run in this process (``run_kartu_here``) rather than as the console script.
+    in_process: bool = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -93,7 +141,8 @@ class Up:
         return base_env(**extra)
 
     def kartu(self, *args: str, timeout: float = 60) -> Result:
-        return run_kartu(*args, env=self.env, cwd=self.data_dir.parent, timeout=timeout)
+        runner = run_kartu_here if self.in_process else run_kartu
+        return runner(*args, env=self.env, cwd=self.data_dir.parent, timeout=timeout)
 
     @property
     def pids(self) -> dict[str, int]:
@@ -103,7 +152,8 @@ class Up:
     def of(cls, stack: LocalStack) -> Up:
         """The session's stack, described as ``kartu up --json`` says "ready"."""
         ports = stack.config.ports
-        return cls(None, stack.data_dir, ports, ready={"event": "ready", **stack.description()})
+        ready = {"event": "ready", **stack.description()}
+        return cls(None, stack.data_dir, ports, ready=ready, in_process=True)
 
     def stop(self, timeout: float = 40) -> int:
         """SIGTERM, as a service manager would; returns the exit code."""

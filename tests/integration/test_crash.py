@@ -4,7 +4,8 @@ Two payments are in flight when the worker is SIGKILLed:
 - a frictionless charge the provider applies at once but answers 3 s late (sandbox delay
   fault), so the worker dies before it learns the result; the retried activity (once Temporal
   declares the dead attempt timed out: the charge's heartbeat timeout, ``policies.HEARTBEAT``,
-  which sets this test's length) looks the payment up by originalTransactionId and finds it, no second charge;
+  which sets this test's length) looks the payment up by originalTransactionId and finds it,
+  no second charge;
 - a 3DS payment waiting for the customer, who authenticates while no worker runs: the callback
   is signalled through the gateway and kept in the workflow's history until a worker returns.
 A second worker process finishes both, exactly once each. Meanwhile the dev server is restarted
