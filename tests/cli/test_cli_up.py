@@ -1,5 +1,6 @@
 """``kartu up``: one command starts the whole stack, SIGTERM or Ctrl-C stops all of it, and a
-restart on the same data directory finds every payment."""
+restart on the same data directory finds every payment. (Its refusals, checked against the
+session's running stack, are ``test_cli_up_refusals.py``: this file starts only its own.)"""
 
 from __future__ import annotations
 
@@ -16,20 +17,11 @@ import httpx
 from cli_stack import (
     FRICTIONLESS_CARD,
     Up,
-    free_ports,
+    alive,
     new_id,
     register,
-    run_kartu,
     start_up,
 )
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def port_free(port: int) -> bool:
@@ -127,38 +119,6 @@ def test_up_stops_everything_and_keeps_payments(tmp_path: Path) -> None:
         code = again.stop()
     assert code == 0
     assert_all_gone(again, pids)
-
-
-def test_up_refuses_a_busy_data_dir_or_port_and_starts_nothing(
-    kartu_up: Up, tmp_path: Path
-) -> None:
-    env = {k: v for k, v in kartu_up.env.items() if k != "TEMPORAL_ADDRESS"}
-    temporal, ui, sandbox = free_ports(3)
-    ports = ["--temporal-port", str(temporal), "--ui-port", str(ui)]
-    ports += ["--sandbox-port", str(sandbox)]
-    busy_dir = run_kartu(
-        "up", "--data-dir", str(kartu_up.data_dir), *ports, env=env, cwd=tmp_path, timeout=30
-    )
-    assert busy_dir.code == 1
-    assert "another `kartu up` is running on" in busy_dir.err
-    busy_port = run_kartu(
-        "up",
-        "--data-dir",
-        str(tmp_path / "other"),
-        *ports,
-        "--gateway-port",
-        str(kartu_up.ports["gateway"]),
-        env=env,
-        cwd=tmp_path,
-        timeout=30,
-    )
-    assert busy_port.code == 1
-    assert f"port {kartu_up.ports['gateway']} (--gateway-port)" in busy_port.err
-    assert not (tmp_path / "other" / "temporal.sqlite").exists()
-    # The running stack did not notice.
-    assert all(alive(pid) for pid in kartu_up.pids.values())
-    assert httpx.get(f"{kartu_up.ready['gateway']}/healthz").status_code == 200
-    assert os.path.exists(kartu_up.data_dir / "up.lock")
 
 
 def wait_until(condition: Any, timeout: float = 20.0) -> bool:
