@@ -42,6 +42,7 @@ from .models import (
     VoidRequest,
 )
 from .settings import AyoconnectSettings
+from .tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class AyoconnectClient:
         )
         limits = httpx.Limits(max_connections=self.settings.max_connections)
         self._http = http or httpx.AsyncClient(
-            base_url=self.settings.base_url, timeout=timeout, limits=limits
+            base_url=self.settings.base_url, timeout=timeout, limits=limits, verify=tls_context()
         )
         self._owns_http = http is None
         self._token: _Token | None = None

@@ -18,6 +18,7 @@ import httpx
 from ayoconnect.models import BindingCallback, PaymentCallback
 from ayoconnect.security import callback_signature
 from ayoconnect.settings import AyoconnectSettings
+from ayoconnect.tls import tls_context
 
 from .clock import SandboxClock, db_time, from_db, wire_time
 from .db import Database
@@ -228,7 +229,8 @@ class CallbackDispatcher:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.settings.callback_timeout_seconds)
+            timeout = self.settings.callback_timeout_seconds
+            self._http = httpx.AsyncClient(timeout=timeout, verify=tls_context())
         return self._http
 
     def _spawn(self, coro: Any) -> None:

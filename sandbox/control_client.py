@@ -12,10 +12,14 @@ from typing import Any, Self
 
 import httpx
 
+from ayoconnect.tls import tls_context
+
 
 class SandboxControl:
     def __init__(self, base_url: str, *, http: httpx.AsyncClient | None = None) -> None:
-        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=10.0)
+        self._http = http or httpx.AsyncClient(
+            base_url=base_url, timeout=10.0, verify=tls_context()
+        )
         self._owns_http = http is None
 
     async def __aenter__(self) -> Self:

@@ -20,6 +20,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from ayoconnect.tls import tls_context
+
 from .test_cards import TEST_OTP
 
 
@@ -133,7 +135,7 @@ async def _session(http: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncC
     if http is not None:
         yield http
         return
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as own:
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, verify=tls_context()) as own:
         yield own
 
 

@@ -43,6 +43,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from ayoconnect.tls import tls_context
+
 from .devserver import DevServer, free_port
 from .output import emit, fields, print_json_line
 from .supervisor import Supervisor, die_with_parent
@@ -529,7 +531,7 @@ class LocalStack:
             if name in self.config.parts or (name == "Temporal UI" and not self.config.headless)
         }
         deadline = time.monotonic() + self.config.ready_timeout
-        async with httpx.AsyncClient(timeout=2.0) as http:
+        async with httpx.AsyncClient(timeout=2.0, verify=tls_context()) as http:
             while pending:
                 self.raise_if_died()
                 for name, check in list(pending.items()):

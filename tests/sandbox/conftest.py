@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ayoconnect import AyoconnectSettings, wire_timestamp
+from ayoconnect.tls import tls_context
 from sandbox import SandboxServer, SandboxSettings
 from sandbox.control_client import SandboxControl
 from sandbox.customer import register_card
@@ -154,7 +155,9 @@ def new_id() -> str:
 
 @pytest.fixture
 async def wire(sandbox: SandboxServer, control: Any) -> AsyncIterator[Wire]:
-    async with httpx.AsyncClient(base_url=sandbox.base_url, timeout=10.0) as http:
+    async with httpx.AsyncClient(
+        base_url=sandbox.base_url, timeout=10.0, verify=tls_context()
+    ) as http:
         yield Wire(http, sandbox.client_settings(), control)
 
 
