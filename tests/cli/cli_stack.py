@@ -3,10 +3,11 @@
 register cards through the CLI alone.
 
 Against the session's stack a command runs in this process (``run_kartu_here``: the console
-script's own ``run`` with its environment, directory and streams), as a process costs ~0.5 s of
-CPU to start and this suite runs about a hundred: on two cores that was a third of the suite's
-time. The console script itself, as a process, is what ``test_cli_up.py`` (``kartu up``),
-``test_cli_imports.py`` and the README walkthrough run, and the security suite's commands.
+script's own ``run`` with its environment, directory and streams), and so do the commands run
+against a ``kartu up`` a test started: a process costs ~0.5 s of CPU to start and this suite
+runs about a hundred: on two cores that was a third of the suite's time. The console script
+itself, as a process, is what ``test_cli_up.py`` (``kartu up``), ``test_cli_imports.py`` and the
+README walkthrough run, and the security suite's commands.
 """
 
 from __future__ import annotations
@@ -125,8 +126,6 @@ class Up:
     ports: dict[str, int]
     ready: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
-    # Commands run in this process (``run_kartu_here``) rather than as the console script.
-    in_process: bool = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -141,8 +140,8 @@ class Up:
         return base_env(**extra)
 
     def kartu(self, *args: str, timeout: float = 60) -> Result:
-        runner = run_kartu_here if self.in_process else run_kartu
-        return runner(*args, env=self.env, cwd=self.data_dir.parent, timeout=timeout)
+        """``kartu *args`` against this stack, in this process (``run_kartu_here``)."""
+        return run_kartu_here(*args, env=self.env, cwd=self.data_dir.parent, timeout=timeout)
 
     @property
     def pids(self) -> dict[str, int]:
@@ -153,7 +152,7 @@ class Up:
         """The session's stack, described as ``kartu up --json`` says "ready"."""
         ports = stack.config.ports
         ready = {"event": "ready", **stack.description()}
-        return cls(None, stack.data_dir, ports, ready=ready, in_process=True)
+        return cls(None, stack.data_dir, ports, ready=ready)
 
     def stop(self, timeout: float = 40) -> int:
         """SIGTERM, as a service manager would; returns the exit code."""
@@ -233,6 +232,7 @@ def start_up(data_dir: Path, ports: dict[str, int] | None = None, *extra: str) -
         stderr=subprocess.PIPE,
         text=True,
     )
+    # ``kartu up`` is the real console script; the commands run against it need not be.
     up = Up(process, data_dir, ports)
     up.events = read_events(process, until="ready", timeout=90)
     if not up.events or up.events[-1]["event"] != "ready":
