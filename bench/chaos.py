@@ -10,7 +10,15 @@ then capture, auth then void, direct then refund, declines), while:
 - the sandbox injects faults: 5xx and 429 answers (with bursts), added latency, ambiguous
   failures (the call is applied, the answer lost or too late), and duplicated, dropped, delayed
   and reordered callbacks;
-- the worker is SIGKILLed and restarted ``kills`` times, and the dev server restarted once.
+- a worker is SIGKILLed and restarted ``kills`` times, and the dev server restarted once.
+
+With ``--workers N`` N worker processes poll the task queue and the kills go to them in turn
+(worker 1, 2, 3, 1, ...), never all at once: a killed worker is started again at once, and with
+N > 1 the next kill waits until it polls again, the others running meanwhile. For each kill the
+report compares the payments in flight at it with those that ran in the quiet period before it
+(``bench.chaos_workers``): the delay a worker's death costs. ``--worker-series 1,2,3`` runs the
+same plan once per worker count, each on a fresh stack, and reports flows/s and the pass line
+for each.
 
 Then the faults stop and every payment is waited for until it is terminal. A long-outage phase
 follows: a few more payments are in their 3DS challenge when the sandbox's status and charge APIs
@@ -23,6 +31,7 @@ during the outage, zero mismatches between workflow state and ledger, duplicate 
 duplicate refunds, compensations owed but missing, and zero differences found by reconciliation.
 
     .venv/bin/python -m bench.chaos -n 1000 --kills 5
+    .venv/bin/python -m bench.chaos -n 1000 --kills 6 --worker-series 1,2,3
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -60,7 +69,7 @@ from sandbox.control_client import SandboxControl
 from sandbox.customer import CustomerError, authenticate_3ds
 from starter.client import ActionRefused, KartuClient, KartuError, KartuTimeout, KartuUnavailable
 from starter.client.reconcile import run_reconciliation
-from starter.stack import LocalStack, StackConfig
+from starter.stack import Child, LocalStack, StackConfig
 from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
 from workflows.ids import payment_workflow_id
 from workflows.models import (
@@ -71,6 +80,17 @@ from workflows.models import (
     PaymentStatus,
     RefundState,
     RefundStatus,
+)
+
+from .chaos_workers import (
+    Disruption,
+    FailoverFigures,
+    Timing,
+    WorkerFigures,
+    WorkerPool,
+    failover_figures,
+    victim,
+    worker_series,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -264,12 +284,18 @@ class ChaosReport:
     wall_seconds: float = 0.0
     drive_seconds: float = 0.0
     settle_seconds: float = 0.0
+    # The drive alone: from the first payment's start to its last driven payment's last answer
+    # (kills, the restart and the fault bursts included), and the driven payments per second.
+    flows_seconds: float = 0.0
+    flows_per_s: float = 0.0
     driver_retries: int = 0
     fault_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     flows: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     outage: OutageFigures = field(default_factory=OutageFigures)
     reconciliation: ReconcileFigures = field(default_factory=ReconcileFigures)
+    workers: WorkerFigures = field(default_factory=WorkerFigures)
+    failover: FailoverFigures = field(default_factory=FailoverFigures)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -286,8 +312,21 @@ class ChaosReport:
             self.missing_compensations,
             self.outage.decided_during,
             self.reconciliation.differing,
+            # Not a money fault, but then the run was not the N-worker run it says it was.
+            self.workers.unexpected_exits,
+            self.workers.not_back,
         )
         return self.terminal == self.total and self.reconciliation.ran and not any(clean)
+
+    def pass_line(self) -> str:
+        """Nothing lost or doubled, in one line."""
+        return (
+            f"terminal {self.terminal}/{self.total}, mismatches {self.mismatches}, duplicate "
+            f"charges {self.duplicate_charges}, duplicate refunds {self.duplicate_refunds}, "
+            f"compensations missing {self.missing_compensations}, reconciliation differing "
+            f"{self.reconciliation.differing if self.reconciliation.ran else 'not run'}: "
+            f"{'PASS' if self.passed else 'FAIL'}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
@@ -301,11 +340,26 @@ class ChaosReport:
             if r.ran
             else "did not run"
         )
+        f, w = self.failover, self.workers
+        extra = "n/a" if f.extra_p99_s is None else f"{f.extra_p99_s:.2f} s"
+        if f.extra_p50_s is not None:
+            extra += f" (p50 - quiet p50: {f.extra_p50_s:.2f} s)"
+        lost = f", {f.unfinished} never finished" if f.unfinished else ""
+        lost += f", {f.timed_out} first answers timed out (PENDING)" if f.timed_out else ""
+        exits = (
+            f"worker exits nobody caused    {w.unexpected_exits}, killed and not back {w.not_back}"
+        )
         return [
             f"payments driven               {self.payments}",
             f"faults injected               {self.faults_injected}",
+            f"worker processes              {w.line()}",
             f"worker kills (SIGKILL)        {self.kills}",
             f"dev server restarts           {self.server_restarts}",
+            f"in flight at a kill, to end   {f.in_flight.text()}{lost}",
+            f"  quiet moments before them   {f.quiet.text()} ({f.periods()})",
+            f"  extra delay (p99 - quiet)   {extra}",
+            f"  slowest in flight           {f.slowest[0] if f.slowest else 'none'}",
+            exits,
             f"long outage (status, charge)  {o.seconds:.1f} s of 5xx, {o.payments} payments "
             f"in flight",
             f"  seen PENDING_PROVIDER       {o.pending_provider}/{o.payments}",
@@ -321,6 +375,8 @@ class ChaosReport:
             f"wall time                     {self.wall_seconds:.1f} s "
             f"(drive {self.drive_seconds:.1f} s, settle {self.settle_seconds:.1f} s, "
             f"outage phase {o.seconds + o.settle_seconds:.1f} s)",
+            f"flows/s                       {self.flows_per_s:.2f} ({self.payments} payments "
+            f"driven in {self.flows_seconds:.1f} s, kills and faults included)",
             f"result                        {'PASS' if self.passed else 'FAIL'}",
         ]
 
@@ -340,7 +396,8 @@ class ChaosStack:
     """The product's local stack (``starter.stack.LocalStack``, what ``kartu up`` runs) with
     the chaos run's settings: its own codec keys, sped-up sandbox callbacks, a short 3DS page
     session, seeded faults; no UI, no reconciliation schedule (the run reconciles itself).
-    ``config`` overrides ``StackConfig`` fields (e.g. the ports a test picked)."""
+    ``config`` overrides ``StackConfig`` fields (e.g. the ports a test picked); ``workers``
+    worker processes poll the task queue (``WorkerPool``)."""
 
     data_dir: Path
     seed: int
@@ -350,7 +407,9 @@ class ChaosStack:
     )
     config: dict[str, Any] = field(default_factory=dict)
     pace: Pace = field(default_factory=Pace)
+    workers: int = 1
     local: LocalStack | None = None
+    pool: WorkerPool | None = None
     worker_starts: int = 0
 
     def _environ(self) -> dict[str, str]:
@@ -383,7 +442,9 @@ class ChaosStack:
         }
         self.local = LocalStack(StackConfig(data_dir=self.data_dir, **options), self._environ())
         await self.local.start()
-        self.worker_starts = 1
+        self.pool = WorkerPool(self.local, self.workers)
+        await self.pool.start_others()
+        self.worker_starts = self.workers
         return await self.connect()
 
     async def connect(self) -> Client:
@@ -400,12 +461,12 @@ class ChaosStack:
         assert self.local is not None
         return self.local.config.gateway_url
 
-    def kill_worker(self) -> None:
-        """SIGKILL the worker's process group, as a power cut would, then start a new one."""
-        assert self.local is not None
-        self.local.kill_child("worker")
-        self.local.start_child("worker")
+    def kill_worker(self, index: int = 0) -> Child:
+        """SIGKILL one worker's process group, as a power cut would, then start a new one."""
+        assert self.pool is not None
+        child = self.pool.kill_and_restart(index)
         self.worker_starts += 1
+        return child
 
     async def restart_devserver(self) -> None:
         """Stop the dev server and start it again on the same SQLite file and port."""
@@ -413,8 +474,13 @@ class ChaosStack:
         await self.local.restart_temporal()
 
     def stop(self) -> None:
+        # The extra workers are told to stop with the stack's own parts, then waited for.
+        if self.pool is not None:
+            self.pool.terminate_others()
         if self.local is not None:
             self.local.stop()
+        if self.pool is not None:
+            self.pool.wait_others(5.0)
 
 
 # --- driving payments ------------------------------------------------------------------------
@@ -427,6 +493,20 @@ class Drive:
     amount: Decimal
     first_status: str | None = None
     error: str | None = None
+    # Monotonic times of the driver's first call and last answer (None: not driven, or failed).
+    began: float | None = None
+    ended: float | None = None
+    # The first answer came back PENDING: the backend's call timed out (issue 10's failover
+    # target: no call times out because a worker died).
+    first_timed_out: bool = False
+
+    def timing(self, origin: float) -> Timing | None:
+        """Seconds since ``origin``; None for a payment never driven."""
+        if self.began is None:
+            return None
+        ended = None if self.ended is None else round(self.ended - origin, 3)
+        began = round(self.began - origin, 3)
+        return Timing(self.payment_id, began, ended, self.flow.value, self.first_timed_out)
 
 
 RETRYABLE = (KartuUnavailable, KartuTimeout, RPCError, TimeoutError, httpx.HTTPError, OSError)
@@ -466,8 +546,12 @@ class Driver:
             delay = min(delay * 2, 5.0)
 
     async def run(self, drive: Drive) -> None:
+        drive.began = time.monotonic()
         try:
             await self._run(drive)
+            # Its end: the last answer the merchant waits for (decided, captured, voided,
+            # refunded; an abandoned challenge's first answer).
+            drive.ended = time.monotonic()
         except Exception as exc:  # recorded; the reconciliation judges the payment
             drive.error = f"{type(exc).__name__}: {exc}"
 
@@ -500,6 +584,7 @@ class Driver:
         outcome = await self.retry(lambda: start(d.payment_id, **common))
         if outcome.status is not PaymentStatus.PENDING:
             return outcome
+        d.first_timed_out = True
         # Not answered in time (worker dead, server down): the first outcome from the state.
         statuses = [s for s in PaymentStatus if s is not PaymentStatus.PENDING]
         wait = self.kartu.wait_payment
@@ -643,9 +728,11 @@ async def chaos_events(
     report: ChaosReport,
     progress: Progress,
     driving: asyncio.Event,
+    origin: float,
 ) -> None:
     """Fault bursts while driving; each event once its share of payments is done (or, if the
-    drive ends first, at once), at least the pace's event gap after the one before."""
+    drive ends first, at once), at least the pace's event gap after the one before. Each event
+    is kept in ``report.workers.events`` (seconds since ``origin``, the drive's start)."""
     events = schedule(report.kills, report.server_restarts)
     report.kills = report.server_restarts = 0
     burst_at = time.monotonic() + 5
@@ -660,14 +747,48 @@ async def chaos_events(
             continue
         _, event = events.pop(0)
         if event == "kill":
-            stack.kill_worker()
-            report.kills += 1
-            log(f"worker SIGKILLed and restarted ({report.kills})")
+            await _kill(stack, report, origin)
         else:
+            at = round(time.monotonic() - origin, 3)
             await stack.restart_devserver()
+            over = round(time.monotonic() - origin, 3)
+            report.workers.events.append(Disruption("restart", at, over_s=over))
             report.server_restarts += 1
             log("dev server restarted on its SQLite file")
         next_at = time.monotonic() + stack.pace.event_gap
+
+
+async def _kill(stack: ChaosStack, report: ChaosReport, origin: float) -> None:
+    """Kill the next worker in turn and start it again. With one worker its return is
+    watched in the background (the schedule stays what it always was); with more, the next
+    event waits until it polls again, so a kill never finds the others all down."""
+    assert stack.pool is not None
+    pool = stack.pool
+    note_worker_exits(pool, report)
+    index = victim(report.kills, pool.count)
+    event = Disruption(
+        "kill",
+        round(time.monotonic() - origin, 3),
+        worker=index + 1,
+        others_running=pool.others_running(index),
+    )
+    child = stack.kill_worker(index)
+    report.kills += 1
+    report.workers.events.append(event)
+    watch = pool.watch(child, event, origin)
+    if pool.count == 1:
+        log(f"worker SIGKILLed and restarted ({report.kills})")
+        return
+    await watch
+    back = "polling again" if event.over_s is not None else "NOT polling again"
+    log(f"worker {index + 1}/{pool.count} SIGKILLed and restarted ({report.kills}), {back}")
+
+
+def note_worker_exits(pool: WorkerPool, report: ChaosReport) -> None:
+    """A worker that died by itself is a problem of the run (it was not killed)."""
+    for child in pool.exited():
+        report.workers.unexpected_exits += 1
+        report.problems.append(f"worker died without a kill: {child.died()}")
 
 
 async def _burst(control: SandboxControl) -> None:
@@ -961,21 +1082,30 @@ async def run_chaos(
     show_progress: bool = True,
     stack_config: dict[str, Any] | None = None,
     pace: Pace | None = None,
+    workers: int = 1,
 ) -> ChaosReport:
     """Start a stack in ``data_dir``, drive ``n`` payments through chaos, then the long outage
     with payments of its own, reconcile (ledger, then Kartu's reconciliation run), stop.
     ``stack_config``: ``StackConfig`` fields for the stack (e.g. its ports); ``pace``: the
-    real-time waits (default: the README run's)."""
+    real-time waits (default: the README run's); ``workers``: worker processes on the task
+    queue, killed in turn."""
     started = time.monotonic()
     report = ChaosReport(payments=n, seed=seed, kills=kills, server_restarts=server_restarts)
+    report.workers.count = workers
     stack = ChaosStack(
-        data_dir=data_dir, seed=seed, config=dict(stack_config or {}), pace=pace or Pace()
+        data_dir=data_dir,
+        seed=seed,
+        config=dict(stack_config or {}),
+        pace=pace or Pace(),
+        workers=workers,
     )
     try:
         client = await stack.start()
         async with SandboxControl(stack.sandbox_url) as control:
             await _run(stack, client, control, report, concurrency, settle_timeout, show_progress)
     finally:
+        if stack.pool is not None:
+            stack.pool.cancel()  # here, in the event loop's thread: stop() runs in another
         await asyncio.to_thread(stack.stop)
     report.wall_seconds = round(time.monotonic() - started, 1)
     return report
@@ -999,17 +1129,21 @@ async def _run(
     await control.set_faults(CALM)
     driving = asyncio.Event()
     driving.set()
-    events = asyncio.create_task(chaos_events(stack, control, report, progress, driving))
-    begun = time.monotonic()
+    origin = time.monotonic()
+    events = asyncio.create_task(chaos_events(stack, control, report, progress, driving, origin))
     await drive_all(driver, drives, concurrency, progress)
+    report.flows_seconds = round(time.monotonic() - origin, 1)
+    if report.flows_seconds:
+        report.flows_per_s = round(report.payments / report.flows_seconds, 2)
     driving.clear()
     await events  # the events the drive did not reach happen now
-    report.drive_seconds = round(time.monotonic() - begun, 1)
+    report.drive_seconds = round(time.monotonic() - origin, 1)
     await control.set_faults({})  # faults off; the counters keep counting
     begun = time.monotonic()
     finals = [Final(d) for d in drives]
     await settle(driver, finals, settle_timeout)
     report.settle_seconds = round(time.monotonic() - begun, 1)
+    await _failover(stack, drives, origin, report)
     # Once the driven payments are settled (their windows are minutes, not seconds): the long
     # outage, with payments of its own in flight.
     outage_drives = outage_plan(report.payments, report.seed, run)
@@ -1018,6 +1152,25 @@ async def _run(
     await _reconcile_all(control, finals, report)
     await reconcile_with_kartu(client, stack.task_queue, report)
     report.driver_retries = driver.retries
+    assert stack.pool is not None
+    note_worker_exits(stack.pool, report)
+
+
+async def _failover(
+    stack: ChaosStack, drives: list[Drive], origin: float, report: ChaosReport
+) -> None:
+    """Once every killed worker's return was seen (long since, by now): the failover figures."""
+    assert stack.pool is not None
+    await stack.pool.watched()
+    note_worker_exits(stack.pool, report)
+    for event in report.workers.kills:
+        if event.over_s is None:
+            report.workers.not_back += 1
+            report.problems.append(
+                f"worker {event.worker}, killed at {event.at_s:.1f} s, not seen polling again"
+            )
+    timings = [t for d in drives if (t := d.timing(origin)) is not None]
+    report.failover = failover_figures(timings, report.workers.events)
 
 
 async def _reconcile_all(control: SandboxControl, finals: list[Final], report: ChaosReport) -> None:
@@ -1058,15 +1211,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle-timeout", type=float, default=600.0, help="seconds (600)")
     parser.add_argument("--data-dir", type=Path, help="stack data (default: a temporary dir)")
     parser.add_argument("--output", type=Path, help="JSON file for the figures")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes, killed in turn (default 1)"
+    )
+    parser.add_argument(
+        "--worker-series",
+        metavar="N,N,...",
+        help="one run per worker count (e.g. 1,2,3), each on a fresh stack: flows/s and the "
+        "pass line per count",
+    )
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.worker_series is not None:
+        if args.workers != 1:
+            parser.error("give --workers or --worker-series, not both")
+        try:
+            args.worker_series = worker_series(args.worker_series)
+        except ValueError as exc:
+            parser.error(f"--worker-series: {exc}")
+    return args
 
 
-async def amain(args: argparse.Namespace) -> ChaosReport:
+async def chaos_once(args: argparse.Namespace, workers: int, data_dir: Path | None) -> ChaosReport:
+    """One run on a fresh stack (in ``data_dir``, else a temporary directory)."""
     with contextlib.ExitStack() as cleanup:
-        data_dir = args.data_dir or Path(
-            cleanup.enter_context(tempfile.TemporaryDirectory(prefix="kartu-chaos-"))
-        )
-        report = await run_chaos(
+        if data_dir is None:
+            tmp = tempfile.TemporaryDirectory(prefix="kartu-chaos-", ignore_cleanup_errors=True)
+            data_dir = Path(cleanup.enter_context(tmp))
+        return await run_chaos(
             args.n,
             kills=args.kills,
             seed=args.seed,
@@ -1074,21 +1247,65 @@ async def amain(args: argparse.Namespace) -> ChaosReport:
             server_restarts=args.server_restarts,
             concurrency=args.concurrency,
             settle_timeout=args.settle_timeout,
+            workers=workers,
         )
+
+
+def show(report: ChaosReport) -> None:
     print("\n".join(report.lines()))
     for problem in report.problems[:30]:
         print(f"  ! {problem}")
+
+
+def series_lines(reports: Sequence[ChaosReport]) -> list[str]:
+    """One line per worker count: flows/s, the failover delay, and the pass line."""
+    lines = []
+    for r in reports:
+        extra = r.failover.extra_p99_s
+        delay = "n/a" if extra is None else f"{extra:.2f} s"
+        lines.append(
+            f"{r.workers.count} worker(s)  {r.flows_per_s:6.2f} flows/s  failover extra p99 "
+            f"{delay}  | {r.pass_line()}"
+        )
+    return lines
+
+
+def write_json(path: Path, figures: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2))
+    print(f"figures written to {path}")
+
+
+async def amain(args: argparse.Namespace) -> bool:
+    """The run (or the series of runs); True when every run passed."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = args.output or RESULTS / f"chaos-{args.n}-{stamp}.json"
-    out.write_text(json.dumps(report.to_json(), indent=2))
-    print(f"figures written to {out}")
-    return report
+    if args.worker_series is None:
+        report = await chaos_once(args, args.workers, args.data_dir)
+        show(report)
+        name = f"chaos-{args.n}-{stamp}.json"
+        if args.workers != 1:
+            name = f"chaos-{args.n}-w{args.workers}-{stamp}.json"
+        write_json(args.output or RESULTS / name, report.to_json())
+        return report.passed
+    # A fresh stack per worker count: every run's pass line stands alone (its own ledger and
+    # reconciliation), and no count inherits another's history, backlog or grown SQLite file.
+    reports = []
+    for count in args.worker_series:
+        log(f"worker series: {args.n} payments with {count} worker(s)")
+        data_dir = None if args.data_dir is None else args.data_dir / f"workers-{count}"
+        report = await chaos_once(args, count, data_dir)
+        show(report)
+        reports.append(report)
+    print("\n".join(series_lines(reports)))
+    passed = all(r.passed for r in reports)
+    series = "-".join(str(c) for c in args.worker_series)
+    out = args.output or RESULTS / f"chaos-{args.n}-series{series}-{stamp}.json"
+    write_json(out, {"worker_series": [r.to_json() for r in reports], "passed": passed})
+    return passed
 
 
 def main(argv: list[str] | None = None) -> int:
-    report = asyncio.run(amain(parse_args(argv)))
-    return 0 if report.passed else 1
+    return 0 if asyncio.run(amain(parse_args(argv))) else 1
 
 
 if __name__ == "__main__":
