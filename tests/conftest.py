@@ -17,6 +17,7 @@ every other module goes, whole, wherever a process is free.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -70,10 +71,18 @@ LONGEST_FIRST = (
 )
 
 
+# The time-skipping workflow modules in this many groups: each test process that runs one starts
+# its own time-skipping server (``tests/workflows/conftest.py``, session-wide), so spread over
+# every process they started four; two groups of ~35 s each start two.
+TIME_SKIPPING_GROUPS = 2
+
+
 def xdist_group(nodeid: str) -> str:
     """The group of a test: its stack's, else its module (whose fixtures, a sandbox or a time-
     skipping worker and the payments it leaves open, are then set up once, as without xdist)."""
     path = nodeid.split("::")[0]
+    if path.startswith("tests/workflows/"):
+        return f"time-skipping-{zlib.crc32(path.encode()) % TIME_SKIPPING_GROUPS}"
     return next((g for prefix, g in STACK_PATHS.items() if path.startswith(prefix)), path)
 
 
