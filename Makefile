@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 # (their group, tests/conftest.py), the longest groups first, every other module wherever a
 # process is free; most stack tests wait on child processes, hence more test processes than
 # the two cores. Bytecode is cached (__pycache__, git-ignored) even where the environment says
-# PYTHONDONTWRITEBYTECODE: the suite starts hundreds of Python processes (the kartu CLI, the
-# stacks' parts), each would compile Kartu's modules again.
+# PYTHONDONTWRITEBYTECODE: the suite starts about a hundred Python processes (the stacks'
+# parts, the kartu console script where a test runs it), each would compile Kartu's modules.
 TEST_PROCESSES ?= 4
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 

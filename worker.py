@@ -102,6 +102,10 @@ class WorkerSettings(TemporalSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
 
+# How often a long-running activity's heartbeats reach the server (see build_worker).
+HEARTBEAT_SENT_EVERY = timedelta(seconds=1)
+
+
 def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
@@ -139,6 +143,10 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout=timedelta(
             seconds=settings.sticky_schedule_to_start_seconds
         ),
+        # The activities heartbeat every second during a long provider call; the SDK would send
+        # only every 0.8 x the heartbeat timeout (policies.HEARTBEAT, 3 s: 2.4 s), 0.6 s from the
+        # server's deadline. Every second leaves 2 s for a loaded worker.
+        max_heartbeat_throttle_interval=HEARTBEAT_SENT_EVERY,
     )
 
 

@@ -3,10 +3,11 @@
 httpx builds a new ``ssl.SSLContext`` for every client it creates, and building one loads the
 whole CA bundle: ~25 ms of CPU. A process that makes a client per call (the customer's webview
 and 3DS pages, the sandbox's control client, ``kartu sandbox``, the tests: hundreds of clients
-in a test run, a third of the sandbox suite's CPU) pays that each time. The context is the one
-httpx would build (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` first, then certifi's bundle):
-verification stays on, the bundle is read once. ``ssl.SSLContext`` is safe to share between
-threads and event loops.
+in a test run, ~40 % of the sandbox suite's CPU) pays that each time. The context is the one
+httpx 0.28 builds (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` first, then certifi's bundle), read from
+the environment once per process: verification stays on, the bundle is read once. Shared between
+threads and event loops; httpcore sets its ALPN list on it per connection, the same list for
+every client here (none uses HTTP/2).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ Reported: the payments in flight at the kill (started before it, ended after it)
 payments that ran entirely before it: their time to end, p50 / p99 / max, the extra delay
 (in-flight p99 minus before p99), and how many answered PENDING (a backend's call that timed
 out) or failed. The target (issue 10): a death delays its in-flight payments by at most ~5 s
-(the activities' heartbeat timeout plus a retry's first interval) and no backend call times out.
+(a dead worker's call: its heartbeat timeout, 3 s, the retry's first interval, 1 s, and the
+dead worker's sticky queue, 2 s; or a task it had started: the 5 s task timeout; the bench
+allows 6 s) and no backend call times out.
 
     .venv/bin/python -m bench.failover                 # 30 s of payments, 10 in flight
     .venv/bin/python -m bench.failover --kill-at 8 --seconds 40 --concurrency 10

@@ -17,7 +17,6 @@ every other module goes, whole, wherever a process is free.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -35,8 +34,8 @@ if TYPE_CHECKING:  # imported where used: a unit-test run stays light
 STACK_PATHS = {
     "tests/gateway/": "stack-inprocess",
     "tests/starter/": "stack-inprocess",
-    # The CLI suite on three stacks side by side: it is the longest (every command a process;
-    # test_cli_up.py starts ``kartu up`` twice more).
+    # The CLI suite on three stacks side by side (test_cli_up.py starts its own ``kartu up``s;
+    # the reconcile test needs a window no other test's payments fall in).
     "tests/cli/test_cli_demo.py": "stack-cli-2",
     "tests/cli/test_cli_reconcile.py": "stack-cli-2",
     "tests/cli/test_cli_up.py": "stack-cli-3",
@@ -71,18 +70,10 @@ LONGEST_FIRST = (
 )
 
 
-# The time-skipping workflow modules in this many groups: each test process that runs one starts
-# its own time-skipping server (``tests/workflows/conftest.py``, session-wide), so spread over
-# every process they started four; two groups of ~35 s each start two.
-TIME_SKIPPING_GROUPS = 2
-
-
 def xdist_group(nodeid: str) -> str:
     """The group of a test: its stack's, else its module (whose fixtures, a sandbox or a time-
     skipping worker and the payments it leaves open, are then set up once, as without xdist)."""
     path = nodeid.split("::")[0]
-    if path.startswith("tests/workflows/"):
-        return f"time-skipping-{zlib.crc32(path.encode()) % TIME_SKIPPING_GROUPS}"
     return next((g for prefix, g in STACK_PATHS.items() if path.startswith(prefix)), path)
 
 

@@ -66,8 +66,10 @@ WORKFLOW_TASK_TIMEOUT = timedelta(seconds=5)
 # within the heartbeat timeout and the call is retried on another worker after the retry's first
 # interval, then the workflow's next task waits out the dead worker's sticky queue (the worker's
 # KARTU_WORKER_STICKY_TIMEOUT_SECONDS, 2 s): bench/failover.py measured 4.8-5.9 s more for the
-# payments a SIGKILLed worker held (4 s here: 5.2-7.2 s), not the start-to-close. The SDK sends a
-# long call's heartbeats every 0.8 x this; a late one only retries the call, which looks first.
+# payments a SIGKILLed worker held (a 4 s heartbeat: 5.2-7.2 s), not the start-to-close. The
+# worker sends a long call's heartbeats every second (``worker.HEARTBEAT_SENT_EVERY``); a late
+# one retries the call: a money call looks the payment up first, a read is harmless twice, the
+# merchant's confirmation is sent again, as after any of its timeouts (the same body).
 HEARTBEAT = timedelta(seconds=3)
 READ = ActivityOptions(
     start_to_close=timedelta(seconds=40),

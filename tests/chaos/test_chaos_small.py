@@ -36,7 +36,7 @@ from workflows.models import PaymentFlow, PaymentState, PaymentStatus
 
 # The README run's waits, shortened in the same order: the sandbox ends an abandoned 3DS page
 # (10 s) before Kartu's window does (15 s); kills and the restart at least 4 s apart (a killed
-# worker's payments wait its 4 s heartbeat timeout, a restarted server answers within ~2 s).
+# worker's payments wait its 3 s heartbeat timeout, a restarted server answers within ~2 s).
 CI_PACE = Pace(session_seconds=10, challenge_window=timedelta(seconds=15), event_gap=4.0)
 
 

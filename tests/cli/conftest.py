@@ -1,4 +1,5 @@
-"""Fixtures of the CLI suite: the real ``kartu`` console script against a real stack.
+"""Fixtures of the CLI suite: ``kartu`` commands (``cli_stack``: in this process, or the console
+script where the process is the point) against a real stack.
 
 ``kartu_up`` is the session's CLI stack (root conftest's ``local_stacks``): what ``kartu up``
 runs, UI included, on free ports in a temporary data directory, with a short sandbox

@@ -1,5 +1,6 @@
 """Bad input: exit 2 (or 1 for a refusal), ONE line on stderr naming the problem, no traceback,
-nothing on stdout, and nothing started in Temporal."""
+nothing on stdout, and nothing started in Temporal. Every command here is the console script, a
+process of its own (``Up.kartu_process``): its whole stderr is the point."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def pay(payment: str, *, amount: str = "150000", token: str = TOKEN) -> list[str
 )
 def test_bad_amounts_start_nothing(kartu_up: Up, amount: str, words: list[str]) -> None:
     payment = new_id("bad")
-    assert_one_line_error(kartu_up.kartu(*pay(payment, amount=amount)), 2, *words)
-    missing = kartu_up.kartu("status", payment)
+    assert_one_line_error(kartu_up.kartu_process(*pay(payment, amount=amount)), 2, *words)
+    missing = kartu_up.kartu_process("status", payment)
     assert_one_line_error(missing, 1, f"no payment {payment}")
 
 
@@ -78,12 +79,12 @@ def test_bad_amounts_start_nothing(kartu_up: Up, amount: str, words: list[str]) 
     ],
 )
 def test_usage_errors_in_one_line(kartu_up: Up, args: list[str], words: list[str]) -> None:
-    assert_one_line_error(kartu_up.kartu(*args), 2, *words)
+    assert_one_line_error(kartu_up.kartu_process(*args), 2, *words)
 
 
 def test_card_token_is_not_echoed(kartu_up: Up) -> None:
     secret_ish = "S3cr3t" * 5
-    result = kartu_up.kartu(*pay("ok_4", token=secret_ish))
+    result = kartu_up.kartu_process(*pay("ok_4", token=secret_ish))
     assert_one_line_error(result, 2, "--card-token")
     assert secret_ish not in result.err
 
@@ -93,7 +94,7 @@ def test_missing_redirect_url_is_reported_before_anything_starts(kartu_up: Up) -
     payment = new_id("noredir")
     result = run_kartu(*pay(payment), env=env, cwd=kartu_up.data_dir.parent)
     assert_one_line_error(result, 2, "--redirect-url", "KARTU_REDIRECT_URL")
-    assert_one_line_error(kartu_up.kartu("status", payment), 1, "no payment")
+    assert_one_line_error(kartu_up.kartu_process("status", payment), 1, "no payment")
     # Checked before connecting: the same answer with no Temporal at all.
     env["TEMPORAL_ADDRESS"] = "127.0.0.1:1"
     result = run_kartu(*pay(payment), env=env, cwd=kartu_up.data_dir.parent)
@@ -104,15 +105,16 @@ def test_missing_redirect_url_is_reported_before_anything_starts(kartu_up: Up) -
 
 def test_refusals_and_unknown_payments_exit_1(kartu_up: Up) -> None:
     unknown = new_id("nope")
-    assert_one_line_error(kartu_up.kartu("status", unknown), 1, f"no payment {unknown}")
-    assert_one_line_error(kartu_up.kartu("capture", unknown), 1, "no payment")
-    assert_one_line_error(kartu_up.kartu("void", unknown), 1, "no payment")
-    assert_one_line_error(kartu_up.kartu("registration", unknown), 1, "no registration")
-    assert_one_line_error(kartu_up.kartu("status", unknown, "--provider"), 1, "no payment")
-    assert_one_line_error(kartu_up.kartu("resolve", unknown, "retry"), 1, "no payment")
-    assert_one_line_error(kartu_up.kartu("resolve", unknown, "retry", "--refund"), 1, "no refund")
+    assert_one_line_error(kartu_up.kartu_process("status", unknown), 1, f"no payment {unknown}")
+    assert_one_line_error(kartu_up.kartu_process("capture", unknown), 1, "no payment")
+    assert_one_line_error(kartu_up.kartu_process("void", unknown), 1, "no payment")
+    assert_one_line_error(kartu_up.kartu_process("registration", unknown), 1, "no registration")
+    assert_one_line_error(kartu_up.kartu_process("status", unknown, "--provider"), 1, "no payment")
+    assert_one_line_error(kartu_up.kartu_process("resolve", unknown, "retry"), 1, "no payment")
+    refund_retry = kartu_up.kartu_process("resolve", unknown, "retry", "--refund")
+    assert_one_line_error(refund_retry, 1, "no refund")
     # A valid-looking payment with a card token nobody bound: the provider refuses it.
-    result = kartu_up.kartu(*pay(new_id("unbound")), "--json")
+    result = kartu_up.kartu_process(*pay(new_id("unbound")), "--json")
     assert result.code == 0, result.err
     assert '"status": "FAILED"' in result.out or '"status": "DECLINED"' in result.out
 
