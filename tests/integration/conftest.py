@@ -14,6 +14,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,8 @@ from worker import WorkerSettings, build_worker, register_search_attributes
 
 GATEWAY_API_KEY = "integration-test-api-key-0123"
 CALLBACK_PATH = "/callbacks/ayoconnect"
+# How long the time-skipping server may take to start (the SDK's default is 5 s).
+TEST_SERVER_STARTUP = timedelta(seconds=60)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +54,9 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(temporal_test_server()),
         data_converter=pydantic_data_converter,
+        # The SDK waits 5 s for it: on a loaded 2-core machine its start took longer once and
+        # every test of the session errored.
+        test_server_startup_timeout=TEST_SERVER_STARTUP,
     )
     try:
         # The test server refuses unknown search attributes (and the workflow task then

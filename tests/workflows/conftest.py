@@ -8,6 +8,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from workflow_fakes import FakeAyoconnect
 
 from worker import WorkerSettings, build_worker, register_search_attributes
+
+# How long the time-skipping server may take to start (the SDK's default is 5 s).
+TEST_SERVER_STARTUP = timedelta(seconds=60)
 
 
 def _test_server() -> str:
@@ -38,6 +42,9 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_test_server(),
         data_converter=pydantic_data_converter,
+        # The SDK waits 5 s for it: on a loaded 2-core machine its start took longer once and
+        # every test of the session errored.
+        test_server_startup_timeout=TEST_SERVER_STARTUP,
     )
     try:
         await register_search_attributes(environment.client)
