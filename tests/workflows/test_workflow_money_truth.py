@@ -24,6 +24,7 @@ from workflow_helpers import (
     start_in_background,
     start_payment,
     state_of,
+    update_skipping,
     wait_for,
     wait_skipping,
 )
@@ -156,8 +157,8 @@ async def test_ops_close_a_payment_the_provider_never_answers(env, task_queue, f
     )
     await wait_skipping(env, handle, 2 * 3600, lambda s: s.status is PaymentStatus.NEEDS_ATTENTION)
     claim = ResolveCommand(action="close", status=PaymentStatus.FAILED, resolved_by="ops")
-    async with env.time_skipping_unlocked():  # the close check's look-up retries, then fails
-        answer = await handle.execute_update("resolve_payment", claim, result_type=ActionResult)
+    # The close check's look-up retries, then fails.
+    answer = await update_skipping(env, handle, "resolve_payment", claim, ActionResult, 3600)
     assert answer.outcome == "refused"
     assert "cannot be read right now" in (answer.reason or "")
     assert (await state_of(handle)).status is PaymentStatus.NEEDS_ATTENTION
@@ -169,8 +170,7 @@ async def test_ops_close_a_payment_the_provider_never_answers(env, task_queue, f
         force=True,
         note="issuer confirms no debit, ticket 99",
     )
-    async with env.time_skipping_unlocked():
-        answer = await handle.execute_update("resolve_payment", forced, result_type=ActionResult)
+    answer = await update_skipping(env, handle, "resolve_payment", forced, ActionResult, 60)
     assert answer.outcome == "resolved"
     await finish(env, handle)
     state = await state_of(handle)
@@ -201,8 +201,7 @@ async def test_first_outcome_is_not_paid_for_a_payment_being_refunded(env, task_
     fake.script(f"create_charge:{key}-pay", transient_error(), transient_error(), transient_error())
     deadline = await env.get_current_time() + timedelta(seconds=3)
     handle = await start_in_background(env, task_queue, payment_input(key, deadline=deadline))
-    async with env.time_skipping_unlocked():
-        outcome = await handle.execute_update("first_outcome", result_type=PaymentOutcome)
+    outcome = await update_skipping(env, handle, "first_outcome", None, PaymentOutcome, 3600)
     assert outcome.status is not PaymentStatus.PAID
     assert outcome.status is PaymentStatus.REFUNDED
     state = await finish(env, handle)

@@ -10,7 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from workflow_fakes import CARD_TOKEN
 
@@ -89,6 +95,28 @@ async def wait_skipping(
     scheduled the test server jumps to its 10-year execution timeout and the workflow dies."""
     await env.sleep(seconds)
     return await wait_for(handle, predicate)
+
+
+async def update_skipping(
+    env: Any, handle: WorkflowHandle, update: str, arg: Any, result_type: type, seconds: float
+) -> Any:
+    """An update whose handler waits on activity retries or timers: sent with the clock locked
+    (the validator's refusal comes back at once), then ``seconds`` of server time skipped, then
+    its result, which must be there by then.
+
+    Not ``execute_update`` inside ``time_skipping_unlocked``: that lets the clock run free
+    until the client locks it again, and a payment that keeps asking the provider every hour
+    goes through days of look-ups meanwhile; a CI run under load saw such a test's update fail
+    and the test hang there for 3 minutes. A bounded skip ends where it ends, however slow the
+    machine (the server never skips while an activity or workflow task is in flight)."""
+    try:
+        sent = await handle.start_update(
+            update, arg, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=result_type
+        )
+        await env.sleep(seconds)
+        return await asyncio.wait_for(sent.result(), timeout=30)
+    except WorkflowUpdateFailedError as err:
+        raise AssertionError(f"update {update} failed: {err.cause!r}") from err
 
 
 async def state_of(handle: WorkflowHandle) -> PaymentState:
