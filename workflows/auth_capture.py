@@ -3,7 +3,8 @@
 The authorization is held with a durable timer until the provider's ``authorizationExpiresAt``
 (else ``authorization_window``, 7 days by default). Capture and void arrive as signals or
 updates; the capture policy may capture or void on its own a margin before expiry. At expiry
-the status API is asked: a hold it still shows is voided, then EXPIRED.
+the hold is voided, then EXPIRED; a refused void is looked up (the provider's own expiry came
+first: EXPIRED; the hold was captured after all: CAPTURED).
 
 History stays small over the 7 days (a few timers and activities, a bounded number of signals
 recorded), so continue-as-new is not needed.

@@ -45,6 +45,10 @@ class PendingCompensation:
     reason: str  # why, for the history
     success_status: PaymentStatus | None  # e.g. EXPIRED for an authorization that ran out
     attempt: int = 1  # of the step: ``cr``, ``cr2``... after a definite "no"
+    # An expiry's void: when it is refused and the provider shows the hold went elsewhere
+    # (captured by a capture whose answer was lost, say), that status is the payment's, as when
+    # Kartu looked before voiding. Otherwise a captured hold would be refunded.
+    apply_if_moved: bool = False
     failure: str | None = None
     failure_final: bool = False
 
@@ -55,20 +59,27 @@ class PendingCompensation:
 
 
 async def compensate(
-    core: PaymentCore, reason: str, success_status: PaymentStatus | None = None
+    core: PaymentCore,
+    reason: str,
+    success_status: PaymentStatus | None = None,
+    *,
+    apply_if_moved: bool = False,
 ) -> None:
     """Release the money of a payment that cannot complete; no-op if none moved.
 
     Ends REFUNDED / VOIDED (or ``success_status``), or stays in NEEDS_ATTENTION until ops
     resolve it. Called again while a compensation is pending (a cancel during NEEDS_ATTENTION,
     or one interrupting an attempt), it resumes that compensation rather than dropping it.
+    ``apply_if_moved``: see ``PendingCompensation``.
     """
     pending = core.pending
     if pending is None:
         kind = _kind_for(core.status)
         if kind is None:
             return
-        pending = core.pending = PendingCompensation(kind, reason, success_status)
+        pending = core.pending = PendingCompensation(
+            kind, reason, success_status, apply_if_moved=apply_if_moved
+        )
         core.state.pending_compensation = "refund" if kind == "refund" else "void"
         payment_metrics.compensation_started(core.state, kind)
         done = await _attempt(core, pending)
@@ -142,6 +153,11 @@ async def _attempt(core: PaymentCore, pending: PendingCompensation) -> bool:
     if detail is not None:
         if detail.status is expected:
             _done(core, pending, f"{pending.reason} (confirmed)")
+            return True
+        if pending.apply_if_moved and detail.status is not Wire.AUTHORIZED:
+            _clear(core)
+            core.state.attention_reason = None
+            core.apply_status(detail)
             return True
         if pending.kind == "void" and detail.status in _MONEY_TAKEN:
             # Kartu thought AUTHORIZED, the provider has it captured: voiding can never

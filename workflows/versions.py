@@ -28,6 +28,11 @@ late-result watch (``charging.watch_late_result``), one compensation attempt
 
 Live patches:
 
+- ``AUTH_CAPTURE_VOID_FIRST_EXPIRY_202612``: at the end of the authorization window the hold
+  is voided first and looked up only if the void is refused (before: a look-up, then the void,
+  then another look-up when the provider's own expiry had won). Decided when the window ends,
+  so an execution that expired before the deploy replays the old steps. Deprecate once no
+  authorization that expired before 2026-12 can still be open (in NEEDS_ATTENTION, for ops).
 - ``COMPENSATION_LOOK_FIRST_202612``: a compensating refund looks the payment up before it
   sends (already refunded: done, no request). Payments that waited in NEEDS_ATTENTION across
   the deploy replay their earlier attempts without the look-up. Deprecate once no payment
@@ -45,6 +50,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+AUTH_CAPTURE_VOID_FIRST_EXPIRY_202612 = "auth-capture-void-first-expiry-202612"
 COMPENSATION_LOOK_FIRST_202612 = "compensation-look-first-202612"
 PROVIDER_ATTENTION_202612 = "provider-attention-202612"
 REVIEW_CLOSE_CHECKED_202612 = "review-close-checked-202612"

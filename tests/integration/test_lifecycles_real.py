@@ -498,7 +498,7 @@ async def test_authorization_expires_and_kartu_releases_the_hold(
     assert payment["status"] == "VOIDED"
     assert operations(payment) == ["AUTHORIZE", "VOID"]
     assert operation(payment, "VOID")["transactionId"] == f"{key}-cv"
-    await record_history(handle, "auth_capture_expired")
+    await record_history(handle, "auth_capture_expired_void_first")
 
 
 async def test_authorization_expired_at_the_provider_is_confirmed(

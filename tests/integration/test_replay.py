@@ -34,6 +34,7 @@ EXPECTED = {
     "direct_cancelled_in_3ds_refunded",
     "auth_capture_captured",
     "auth_capture_expired",
+    "auth_capture_expired_void_first",
     "auth_capture_auto_capture",
     "auth_capture_auto_void",
     "refund_refunded",

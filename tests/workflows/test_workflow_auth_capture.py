@@ -34,6 +34,11 @@ def held_for(state) -> timedelta:
     return state.history[-1].at - authorized
 
 
+async def wait_skipping_days(env, handle, days: int):
+    await env.sleep(days * 24 * 3600)
+    return await state_of(handle)
+
+
 async def authorize(env, task_queue, key, **overrides):
     outcome, handle = await start_payment(
         env.client, task_queue, payment_input(key, **overrides), auth_capture=True
@@ -219,7 +224,9 @@ async def test_expiry_after_seven_days_voids_the_hold(env, task_queue, fake, key
     [void] = fake.calls_of("void", key)
     assert void.request.transactionId == f"{key}-cv"
     assert fake.payment_by_tid(f"{key}-auth").status.value == "VOIDED"
-    await save_history(handle, "auth_capture_expired")
+    # The void goes first: one provider call when Kartu releases the hold itself.
+    assert fake.calls_of("payment_status", key) == []
+    await save_history(handle, "auth_capture_expired_void_first")
 
 
 async def test_expiry_when_provider_already_released(env, task_queue, fake, key):
@@ -227,7 +234,39 @@ async def test_expiry_when_provider_already_released(env, task_queue, fake, key)
     fake.payment_by_tid(f"{key}-auth").status = fake.payment_by_tid(f"{key}-auth").status.VOIDED
     state = await finish(env, handle)
     assert state.status is PaymentStatus.EXPIRED
-    assert fake.calls_of("void", key) == []
+    # The void is refused (nothing left to void); the look-up shows the provider released it.
+    assert len(fake.calls_of("void", key)) == 1
+    assert len(fake.calls_of("payment_status", key)) == 1
+    assert fake.calls_of("refund", key) == []
+    assert state.pending_compensation is None
+    assert state.attention_reason is None
+
+
+async def test_expiry_keeps_a_hold_the_provider_shows_captured(env, task_queue, fake, key):
+    # A capture took effect but Kartu never heard (its answer lost, say): at the window's end
+    # the void is refused and the look-up shows CAPTURED. The money stays captured: not EXPIRED
+    # (it is not), not refunded (nobody asked for that).
+    handle = await authorize(env, task_queue, key)
+    held = fake.payment_by_tid(f"{key}-auth")
+    held.status, held.captured = held.status.CAPTURED, Decimal("150000.00")
+    state = await finish(env, handle)
+    assert state.status is PaymentStatus.CAPTURED
+    assert state.captured_amount == Decimal("150000.00")
+    assert len(fake.calls_of("void", key)) == 1
+    assert fake.calls_of("refund", key) == []
+    assert state.pending_compensation is None
+
+
+async def test_expiry_void_refused_while_the_hold_stands_asks_ops(env, task_queue, fake, key):
+    # The provider refuses the void and still shows the hold: the money is still held, so the
+    # payment is neither EXPIRED nor quietly left AUTHORIZED: ops are asked, Kartu keeps the void.
+    handle = await authorize(env, task_queue, key)
+    refused = final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED)
+    fake.script(f"void:{key}-cv", refused)
+    state = await wait_skipping_days(env, handle, 8)
+    assert state.status is PaymentStatus.NEEDS_ATTENTION
+    assert state.pending_compensation == "void"
+    assert fake.payment_by_tid(f"{key}-auth").status.value == "AUTHORIZED"
 
 
 async def test_default_window_when_provider_gives_no_expiry(env, task_queue, fake, key):
