@@ -48,7 +48,7 @@ class AuthCapturePaymentWorkflow(PaymentWorkflow):
 
     async def _hold_authorization(self) -> None:
         """Until captured or voided (signal, update, or the capture policy a margin before
-        expiry), or the window ends: then the provider is asked and the hold released."""
+        expiry), or the window ends: then the hold is released (``authorization.expire``)."""
         core = self.core
         expires_at = core.state.authorization_expires_at
         if core.status is not PaymentStatus.AUTHORIZED or expires_at is None:

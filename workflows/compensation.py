@@ -35,6 +35,9 @@ REFUNDABLE = frozenset({PaymentStatus.PAID, PaymentStatus.CAPTURED})
 WIRE_REASON = {"refund": ids.REFUND_WIRE_REASON, "void": "Kartu compensation void"}
 # The provider shows the hold was captured (or paid): a void cannot release it, a refund can.
 _MONEY_TAKEN = frozenset({Wire.CAPTURED, Wire.SUCCESS})
+# An expiry's refused void: where the provider shows the hold went, as a status Kartu applies.
+# Not INITIATED / AUTHENTICATION_IN_PROGRESS (no status to take: the refusal stands, for ops).
+_MOVED_ELSEWHERE = _MONEY_TAKEN | {Wire.REFUNDED, Wire.FAILED}
 
 
 @dataclass
@@ -152,9 +155,10 @@ async def _attempt(core: PaymentCore, pending: PendingCompensation) -> bool:
     detail = await core.confirm()
     if detail is not None:
         if detail.status is expected:
-            _done(core, pending, f"{pending.reason} (confirmed)")
+            by = " by the provider" if pending.apply_if_moved else ""
+            _done(core, pending, f"{pending.reason}{by} (confirmed)")
             return True
-        if pending.apply_if_moved and detail.status is not Wire.AUTHORIZED:
+        if pending.apply_if_moved and detail.status in _MOVED_ELSEWHERE:
             _clear(core)
             core.state.attention_reason = None
             core.apply_status(detail)

@@ -46,7 +46,7 @@ NO_MONEY = frozenset({K.FAILED, K.DECLINED, K.EXPIRED, K.VOIDED})
 # Kartu says the provider has this payment on its ledger.
 ON_LEDGER = frozenset({K.PAID, K.AUTHORIZED, K.CAPTURED, K.REFUNDED, K.VOIDED, K.EXPIRED})
 # An authorization the provider voided at its expiry, not yet recorded EXPIRED by the running
-# workflow (its expiry timer and look-up follow): in progress for this long after the expiry.
+# workflow (its expiry timer and void follow): in progress for this long after the expiry.
 EXPIRY_GRACE = timedelta(hours=1)
 
 
@@ -170,7 +170,7 @@ def _working_on_it(
 
 def _expiry_in_progress(kartu: KartuView, provider: PaymentDetail, now: datetime) -> str | None:
     """An AUTHORIZED payment the provider voided at its expiry moments ago: the running
-    workflow records EXPIRED on its own (its timer, then a look-up)."""
+    workflow records EXPIRED on its own (its timer, then a void, refused, then a look-up)."""
     if kartu.status is not K.AUTHORIZED or provider.status is not Wire.VOIDED:
         return None
     expiry = kartu.authorization_expires_at or aware_or_none(provider.authorizationExpiresAt)

@@ -8,7 +8,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.exceptions import CancelledError
 from workflow_fakes import final_error, transient_error
 from workflow_helpers import finish, payment_input, save_history, start_payment, state_of, wait_for
 
@@ -20,6 +21,7 @@ from workflows.models import (
     CaptureCommand,
     CapturePolicy,
     PaymentStatus,
+    ResolveCommand,
     VoidCommand,
 )
 
@@ -260,13 +262,52 @@ async def test_expiry_keeps_a_hold_the_provider_shows_captured(env, task_queue, 
 async def test_expiry_void_refused_while_the_hold_stands_asks_ops(env, task_queue, fake, key):
     # The provider refuses the void and still shows the hold: the money is still held, so the
     # payment is neither EXPIRED nor quietly left AUTHORIZED: ops are asked, Kartu keeps the void.
+    handle = await expiry_void_refused(env, task_queue, fake, key)
+    state = await state_of(handle)
+    assert state.status is PaymentStatus.NEEDS_ATTENTION
+    assert state.pending_compensation == "void"
+    assert "void failed" in (state.attention_reason or "")
+    assert fake.payment_by_tid(f"{key}-auth").status.value == "AUTHORIZED"
+    # The void first, then (refused) the look-up: nothing asked before the void.
+    mine = [n for n, c in fake.calls if n in ("void", "payment_status") and _about(c, key)]
+    assert mine == ["void", "payment_status"]
+
+
+async def test_cancel_while_an_expiry_waits_for_ops_refunds_a_hold_since_captured(
+    env, task_queue, fake, key
+):
+    # The expiry would keep a hold it finds captured; a cancelled payment's money goes back.
+    handle = await expiry_void_refused(env, task_queue, fake, key)
+    held = fake.payment_by_tid(f"{key}-auth")
+    held.status, held.captured = held.status.CAPTURED, Decimal("150000.00")
+    await handle.cancel()
+    await wait_for(handle, lambda s: any(i.name == "cancel" for i in s.ignored))
+    await handle.signal("resolve", ResolveCommand(action="retry", resolved_by="ops"))
+    with pytest.raises(WorkflowFailureError) as failure:
+        await finish(env, handle)
+    assert isinstance(failure.value.cause, CancelledError)
+    state = await state_of(handle)
+    assert state.status is PaymentStatus.REFUNDED
+    [refund] = fake.calls_of("refund", key)
+    assert refund.request.amount == Decimal("150000.00")
+    assert held.status.value == "REFUNDED"
+
+
+async def expiry_void_refused(env, task_queue, fake, key):
+    """An authorization whose expiry's void is refused while the provider still holds it."""
     handle = await authorize(env, task_queue, key)
     refused = final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED)
     fake.script(f"void:{key}-cv", refused)
-    state = await wait_skipping_days(env, handle, 8)
-    assert state.status is PaymentStatus.NEEDS_ATTENTION
-    assert state.pending_compensation == "void"
-    assert fake.payment_by_tid(f"{key}-auth").status.value == "AUTHORIZED"
+    await wait_skipping_days(env, handle, 8)
+    return handle
+
+
+def _about(call, key: str) -> bool:
+    """A void or status look-up of this test's payment (by its transactionId or invoice)."""
+    request = getattr(call, "request", None)
+    if request is not None:
+        return key in request.transactionId
+    return key in (call.transaction_id or "")
 
 
 async def test_default_window_when_provider_gives_no_expiry(env, task_queue, fake, key):
