@@ -4,7 +4,7 @@ Starts N auth-capture payments (frictionless test card) at a steady rate with bo
 concurrency, on a stack whose sandbox (the provider) holds an authorization for a short window;
 Kartu's hold timer follows the provider's ``authorizationExpiresAt``. A chosen fraction is
 captured at a random moment before its window ends, the rest must expire: Kartu's timer fires,
-the status API is asked, the hold is voided at the provider (or found voided), EXPIRED.
+the hold is voided at the provider (a refused void is looked up: found voided), EXPIRED.
 
 Then it reports the worker's peak RSS (``/proc/<pid>/status``: the highest VmRSS sampled and
 the kernel's VmHWM), the history size of every payment (events, and bytes as stored, i.e. the
@@ -30,8 +30,9 @@ Or against a running stack, whose sandbox window decides the deadlines::
 (the worker's pid is found among the task queue's pollers on this machine, or ``--worker-pid``;
 the sandbox's URL is ``--sandbox``). To hold all N at once the window must outlast the starts
 (N / the rate reached; the stack, not ``--rate``, may set the pace): the report says how many
-were held at once. The expiries come at the rate the starts did, each with a status look-up
-and most with a void, so ``--rate`` also sets how hard the expiry phase is.
+were held at once. The expiries come at the rate the starts did, each with a void and, when
+the provider's own expiry came first, a status look-up, so ``--rate`` also sets how hard the
+expiry phase is.
 """
 
 from __future__ import annotations

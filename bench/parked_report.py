@@ -9,12 +9,13 @@ deadline Kartu held: ``authorization_expires_at`` of the payment's final state, 
 - ``fired``: the ``TimerFired`` event of the authorization-window timer (the server's clock):
   when Temporal woke the payment;
 - ``acted``: the first ``WorkflowTaskCompleted`` after it: when Kartu's worker had run the
-  expiry code and its first command (the status look-up) was recorded. This includes the task
+  expiry code and its first command (the void; a status look-up on executions from before
+  the void-first change) was recorded. This includes the task
   queue's backlog, a replay of a payment evicted from the worker's cache, and the worker's CPU;
   it is what the 1 s target is judged on, since a timer that fires on time while the worker
   is minutes behind would expire nothing on time;
 - ``expired``: the ``at`` of the payment's EXPIRED transition (workflow time of the task that
-  recorded it): ``acted`` plus the status look-up and the void at the provider.
+  recorded it): ``acted`` plus the void at the provider (and a look-up if it was refused).
 
 A payment whose window the provider closed first (its expiry callback woke the workflow before
 the timer) has its timer cancelled: ``acted`` is then the task that cancelled it, ``fired`` is
@@ -59,6 +60,10 @@ class ExpiryTiming:
     source: str  # "timer" (Kartu's window timer) or "callback" (the provider's void came first)
     fired_at: datetime | None
     acted_at: datetime | None
+    # The first WorkflowTaskStarted after the timer fired: a worker took the task. ``picked``
+    # minus ``fired`` is the task queue's wait; ``acted`` minus ``picked`` the worker's run of it
+    # (a payment evicted from the cache: its history fetched and replayed first).
+    picked_at: datetime | None = None
 
 
 @dataclass
@@ -187,16 +192,23 @@ def expiry_timing(events: Sequence[HistoryEvent], deadline: datetime) -> ExpiryT
     for index, event in enumerate(events):
         if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
             if event.timer_fired_event_attributes.started_event_id == window:
-                return ExpiryTiming("timer", event_time(event), _task_after(events, index))
+                fired = event_time(event)
+                acted = _task_after(events, index)
+                return ExpiryTiming("timer", fired, acted, _task_after(events, index, STARTED))
         elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
             if event.timer_canceled_event_attributes.started_event_id == window:
                 return ExpiryTiming("callback", None, _task_before(events, index))
     return None
 
 
-def _task_after(events: Sequence[HistoryEvent], index: int) -> datetime | None:
-    completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-    return next((event_time(e) for e in events[index + 1 :] if e.event_type == completed), None)
+COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+STARTED = EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+
+
+def _task_after(
+    events: Sequence[HistoryEvent], index: int, kind: EventType.ValueType = COMPLETED
+) -> datetime | None:
+    return next((event_time(e) for e in events[index + 1 :] if e.event_type == kind), None)
 
 
 def _task_before(events: Sequence[HistoryEvent], index: int) -> datetime | None:
@@ -211,7 +223,8 @@ def lateness(p: Parked) -> dict[str, float]:
         return {}
     moments = {"expired": p.expired_at}
     if p.timing is not None:
-        moments |= {"fired": p.timing.fired_at, "acted": p.timing.acted_at}
+        t = p.timing
+        moments |= {"fired": t.fired_at, "picked": t.picked_at, "acted": t.acted_at}
     return {k: (v - p.deadline).total_seconds() for k, v in moments.items() if v is not None}
 
 
@@ -295,7 +308,7 @@ class RunFacts:
 def summarize(parked: Sequence[Parked], facts: RunFacts, *, at: datetime) -> dict[str, Any]:
     """The run's figures and verdicts, as written to the JSON file."""
     wrong = [(p.payment_id, why) for p in parked if (why := wrong_reason(p)) is not None]
-    late: dict[str, list[float]] = {"fired": [], "acted": [], "expired": []}
+    late: dict[str, list[float]] = {"fired": [], "picked": [], "acted": [], "expired": []}
     for p in parked:
         for name, seconds in lateness(p).items():
             late[name].append(seconds)
@@ -423,10 +436,13 @@ def lines(report: dict[str, Any]) -> list[str]:
     ]
     for name, what in (
         ("fired", "timer fired"),
+        ("picked", "task taken "),
         ("acted", "Kartu acted"),
         ("expired", "EXPIRED at  "),
     ):
-        s = late[name]
+        s = late.get(name)
+        if s is None:  # a report written before this reading existed
+            continue
         out.append(
             f"expiry {what}  p50 {_s(s['p50'])}  p99 {_s(s['p99'])}  max {_s(s['max'])}  "
             f"(n={s['count']})"
