@@ -26,7 +26,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import AyoconnectActivities
@@ -96,6 +96,18 @@ class WorkerSettings(TemporalSettings):
         default=2.0, gt=0, validation_alias="KARTU_WORKER_STICKY_TIMEOUT_SECONDS"
     )
 
+    # Workflow task pollers, and the share of them on the task queue's normal (not sticky)
+    # queue, where the tasks of workflows no longer in this worker's cache arrive: parked
+    # authorizations (held for days, far more than the cache's 1,000) all wake there when
+    # their windows end. The SDK's 5 pollers and 0.2 (one poller) left each expiry waiting
+    # up to 0.9 s to be taken at 20 expiries/s (bench/parked.py, p99); 20 and 0.5: 0.2 s.
+    workflow_task_pollers: int = Field(
+        default=20, ge=2, validation_alias="KARTU_WORKER_WORKFLOW_TASK_POLLERS"
+    )
+    nonsticky_poll_ratio: float = Field(
+        default=0.5, gt=0, le=1, validation_alias="KARTU_WORKER_NONSTICKY_POLL_RATIO"
+    )
+
     @field_validator("liveness_file", mode="before")
     @classmethod
     def _empty_file_is_unset(cls, value: object) -> object:
@@ -147,6 +159,8 @@ def build_worker(
         # only every 0.8 x the heartbeat timeout (policies.HEARTBEAT, 3 s: 2.4 s), 0.6 s from the
         # server's deadline. Every second leaves 2 s for a loaded worker.
         max_heartbeat_throttle_interval=HEARTBEAT_SENT_EVERY,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.workflow_task_pollers),
+        nonsticky_to_sticky_poll_ratio=settings.nonsticky_poll_ratio,
     )
 
 
