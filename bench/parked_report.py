@@ -212,9 +212,8 @@ def _task_after(
 
 
 def _task_before(events: Sequence[HistoryEvent], index: int) -> datetime | None:
-    completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
     earlier = reversed(events[:index])
-    return next((event_time(e) for e in earlier if e.event_type == completed), None)
+    return next((event_time(e) for e in earlier if e.event_type == COMPLETED), None)
 
 
 def lateness(p: Parked) -> dict[str, float]:

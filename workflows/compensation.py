@@ -73,9 +73,12 @@ async def compensate(
     Ends REFUNDED / VOIDED (or ``success_status``), or stays in NEEDS_ATTENTION until ops
     resolve it. Called again while a compensation is pending (a cancel during NEEDS_ATTENTION,
     or one interrupting an attempt), it resumes that compensation rather than dropping it.
-    ``apply_if_moved``: see ``PendingCompensation``.
+    ``apply_if_moved``: see ``PendingCompensation``; a caller resuming a pending compensation
+    sets it too (a cancel resuming an expiry's void wants captured money back, the saga's rule).
     """
     pending = core.pending
+    if pending is not None:
+        pending.apply_if_moved = apply_if_moved
     if pending is None:
         kind = _kind_for(core.status)
         if kind is None:

@@ -120,10 +120,6 @@ class PaymentWorkflow:
         elif core.pending is not None and core.status is PaymentStatus.NEEDS_ATTENTION:
             core.ignore("cancel", f"the pending {core.pending.kind} still waits for ops' resolve")
         merchant.release_held(core, "cancelled while waiting for ops: the money goes back")
-        if core.pending is not None:
-            # An expiry's void resumed by a cancel: money found captured goes back (the saga's
-            # rule for a cancelled payment), it is no longer kept as the expiry would keep it.
-            core.pending.apply_if_moved = False
         async with core.lock:
             await compensate(core, "payment cancelled")
 

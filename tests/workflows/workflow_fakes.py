@@ -163,6 +163,10 @@ class FakeAyoconnect:
     def calls_of(self, name: str, key: str | None = None) -> list[Any]:
         return [arg for n, arg in self.calls if n == name and (key is None or key in _tid_of(arg))]
 
+    def call_names(self, key: str, *names: str) -> list[str]:
+        """The calls named ``names`` for ``key``, in the order they came."""
+        return [n for n, arg in self.calls if n in names and key in _tid_of(arg)]
+
     def payment_by_tid(self, tid: str) -> FakePayment:
         return next(p for p in self.payments.values() if p.transaction_id == tid)
 
