@@ -260,7 +260,16 @@ class PaymentCore:
         if detail.invoiceNumber:
             self.state.invoice_number = detail.invoiceNumber
         code = self.last_callback.responseCode if self.last_callback else None
-        amount = detail.capturedAmount if detail.status is Wire.CAPTURED else detail.amount
+        # The provider's own figures for what moved: a capture or refund Kartu never heard
+        # of (its answer lost, or made outside Kartu) must read as the provider's amount.
+        if detail.status is Wire.CAPTURED:
+            amount = detail.capturedAmount
+        elif detail.status is Wire.REFUNDED:
+            amount = detail.refundedAmount
+            if detail.capturedAmount is not None and self.state.captured_amount is None:
+                self.state.captured_amount = detail.capturedAmount
+        else:
+            amount = detail.amount
         self._apply_wire_status(
             detail.status,
             amount=amount,
@@ -294,7 +303,7 @@ class PaymentCore:
         elif status is Wire.VOIDED:
             self.transition(PaymentStatus.VOIDED, f"voided ({source})")
         elif status is Wire.REFUNDED:
-            s.refunded_amount = s.captured_amount or s.amount
+            s.refunded_amount = amount or s.captured_amount or s.amount
             s.refunded_at = s.refunded_at or workflow.now()
             self.transition(PaymentStatus.REFUNDED, f"refunded ({source})")
         elif status is Wire.FAILED:
