@@ -1,6 +1,7 @@
 """Bad input: exit 2 (or 1 for a refusal), ONE line on stderr naming the problem, no traceback,
 nothing on stdout, and nothing started in Temporal. Every command here is the console script, a
-process of its own (``Up.kartu_process``): its whole stderr is the point."""
+process of its own (``Up.kartu_process``): its whole stderr is the point. Only the checks that
+nothing started ask in this process (``Up.kartu``)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def pay(payment: str, *, amount: str = "150000", token: str = TOKEN) -> list[str
 def test_bad_amounts_start_nothing(kartu_up: Up, amount: str, words: list[str]) -> None:
     payment = new_id("bad")
     assert_one_line_error(kartu_up.kartu_process(*pay(payment, amount=amount)), 2, *words)
-    missing = kartu_up.kartu_process("status", payment)
-    assert_one_line_error(missing, 1, f"no payment {payment}")
+    # Nothing started: asked in this process (the refused command's own process is the point).
+    assert_one_line_error(kartu_up.kartu("status", payment), 1, f"no payment {payment}")
 
 
 @pytest.mark.parametrize(
@@ -94,7 +95,7 @@ def test_missing_redirect_url_is_reported_before_anything_starts(kartu_up: Up) -
     payment = new_id("noredir")
     result = run_kartu(*pay(payment), env=env, cwd=kartu_up.data_dir.parent)
     assert_one_line_error(result, 2, "--redirect-url", "KARTU_REDIRECT_URL")
-    assert_one_line_error(kartu_up.kartu_process("status", payment), 1, "no payment")
+    assert_one_line_error(kartu_up.kartu("status", payment), 1, "no payment")
     # Checked before connecting: the same answer with no Temporal at all.
     env["TEMPORAL_ADDRESS"] = "127.0.0.1:1"
     result = run_kartu(*pay(payment), env=env, cwd=kartu_up.data_dir.parent)
