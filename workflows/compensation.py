@@ -54,6 +54,15 @@ class PendingCompensation:
     apply_if_moved: bool = False
     failure: str | None = None
     failure_final: bool = False
+    # Another caller that resumed it (a cancel resuming an expiry's void): its reason joins
+    # the history's, so the payment's story says why the money finally went back.
+    resumed_by: str | None = None
+
+    @property
+    def story(self) -> str:
+        if self.resumed_by is None:
+            return self.reason
+        return f"{self.resumed_by}, resuming '{self.reason}'"
 
     @property
     def step(self) -> str:
@@ -79,6 +88,8 @@ async def compensate(
     pending = core.pending
     if pending is not None:
         pending.apply_if_moved = apply_if_moved
+        if reason != pending.reason:
+            pending.resumed_by = reason
     if pending is None:
         kind = _kind_for(core.status)
         if kind is None:
@@ -130,7 +141,7 @@ async def _attempt(core: PaymentCore, pending: PendingCompensation) -> bool:
         # earlier request whose answer was lost): never a second refund request.
         before = await core.confirm()
         if before is not None and before.status is Wire.REFUNDED:
-            _done(core, pending, f"{pending.reason} (already refunded at the provider)")
+            _done(core, pending, f"{pending.story} (already refunded at the provider)")
             return True
     try:
         if pending.kind == "refund":
@@ -146,7 +157,7 @@ async def _attempt(core: PaymentCore, pending: PendingCompensation) -> bool:
                 s.invoice_number, WIRE_REASON["void"], pending.step, policies.COMPENSATION
             )
         if response.status is expected:
-            _done(core, pending, pending.reason)
+            _done(core, pending, pending.story)
             return True
         # A 2xx that does not say the money is back is not a success: the status API decides.
         why = f"{pending.kind} answered {response.status.value}"
@@ -159,7 +170,7 @@ async def _attempt(core: PaymentCore, pending: PendingCompensation) -> bool:
     if detail is not None:
         if detail.status is expected:
             by = " by the provider" if pending.apply_if_moved else ""
-            _done(core, pending, f"{pending.reason}{by} (confirmed)")
+            _done(core, pending, f"{pending.story}{by} (confirmed)")
             return True
         if pending.apply_if_moved and detail.status in _MOVED_ELSEWHERE:
             _clear(core)

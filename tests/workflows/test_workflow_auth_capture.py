@@ -293,6 +293,10 @@ async def test_cancel_while_an_expiry_waits_for_ops_refunds_a_hold_since_capture
     [refund] = fake.calls_of("refund", key)
     assert refund.request.amount == Decimal("150000.00")
     assert held.status.value == "REFUNDED"
+    # The story says why the money went back: the cancel, resuming the expiry's compensation.
+    expected = "payment cancelled, resuming 'authorization window ended: hold released'"
+    assert state.history[-1].reason.startswith(expected), state.history[-1].reason
+    assert state.refund_reason is not None and state.refund_reason.startswith(expected)
 
 
 async def expiry_void_refused(env, task_queue, fake, key):
