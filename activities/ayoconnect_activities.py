@@ -250,7 +250,14 @@ def _charge_response(found: PaymentStatusResponse) -> CreateChargeResponse:
         invoiceNumber=p.invoiceNumber,
         operation=p.operation,
         status=p.status,
-        amount=p.capturedAmount if p.status is PaymentStatus.CAPTURED else p.amount,
+        # What the status says moved (``PaymentCore._apply_wire_status`` reads it so).
+        amount=(
+            p.capturedAmount
+            if p.status is PaymentStatus.CAPTURED
+            else p.refundedAmount
+            if p.status is PaymentStatus.REFUNDED
+            else p.amount
+        ),
         authorizationExpiresAt=p.authorizationExpiresAt,
     )
 

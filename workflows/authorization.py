@@ -161,11 +161,12 @@ async def void(core: PaymentCore, command: VoidCommand, source: str) -> ActionRe
 async def expire(core: PaymentCore) -> None:
     """The authorization window ended: release the hold, then EXPIRED.
 
-    The void goes first; only a refusal is looked up (the provider's own expiry came first:
-    EXPIRED; the hold was captured after all: CAPTURED, kept). Looking up first cost a call
-    more per expiry, and another after the void whenever the provider's expiry won meanwhile
-    (``bench/parked.py``: 2.6 provider calls per expiry). Executions that reached their expiry
-    before this change replay the look-up-first steps."""
+    The void goes first; only a void that did not succeed (refused, or out of retries) is looked
+    up (the provider's own expiry came first: EXPIRED; the hold was captured after all:
+    CAPTURED, kept). Looking up first cost a call more per expiry, and another after the void
+    whenever the provider's expiry won meanwhile (``bench/parked.py``: 2.6 provider calls per
+    expiry). Executions that reached their expiry before this change replay the look-up-first
+    steps."""
     async with core.lock:
         if core.status is not PaymentStatus.AUTHORIZED:
             return

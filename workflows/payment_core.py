@@ -266,6 +266,8 @@ class PaymentCore:
             amount = detail.capturedAmount
         elif detail.status is Wire.REFUNDED:
             amount = detail.refundedAmount
+            # Kartu's captured figure, when it has one, stays: it is what Kartu captured, and a
+            # different provider figure is reconciliation's to raise, not this look-up's.
             if detail.capturedAmount is not None and self.state.captured_amount is None:
                 self.state.captured_amount = detail.capturedAmount
         else:
@@ -288,6 +290,8 @@ class PaymentCore:
         response_code: str | None,
         source: str,
     ) -> None:
+        """``amount``: the provider's figure for what ``status`` says moved (authorized,
+        captured, refunded), None when it gave none: Kartu's own figure stands in."""
         s = self.state
         if status is Wire.SUCCESS:
             self.transition(PaymentStatus.PAID, f"paid ({source})")
@@ -303,7 +307,7 @@ class PaymentCore:
         elif status is Wire.VOIDED:
             self.transition(PaymentStatus.VOIDED, f"voided ({source})")
         elif status is Wire.REFUNDED:
-            s.refunded_amount = amount or s.captured_amount or s.amount
+            s.refunded_amount = amount if amount is not None else s.captured_amount or s.amount
             s.refunded_at = s.refunded_at or workflow.now()
             self.transition(PaymentStatus.REFUNDED, f"refunded ({source})")
         elif status is Wire.FAILED:

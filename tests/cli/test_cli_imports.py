@@ -41,7 +41,7 @@ SANDBOX = ("sandbox",)
 # What the worker loads and a client must not: the worker module and the SDK's worker runtime,
 # the Ayoconnect HTTP client (httpx, which loads its own CLI's click and rich) and the card
 # encryption. (The activities module and telemetry.metrics still come with the workflow classes
-# the client starts, ``workflows`` importing every workflow, and they the activities' names.)
+# the client starts: they name the activities.)
 WORKER_SIDE = (
     "worker",
     "temporalio.worker",
@@ -52,6 +52,7 @@ WORKER_SIDE = (
     "bcrypt",
 )
 KARTU_CLIENT = ("starter.client", "starter.connection")
+LIFECYCLES = ("workflows.direct_payment", "workflows.auth_capture", "activities", "telemetry")
 
 
 def probe(env: dict[str, str], *commands: list[str], watched: Sequence[str]) -> dict[str, object]:
@@ -106,6 +107,19 @@ def test_commands_that_never_connect_do_not_load_the_client() -> None:
         watched=KARTU_CLIENT,
     )
     assert result["codes"] == [2, 1], result
+    assert result["loaded"] == [], result
+
+
+def test_a_refused_argument_loads_no_lifecycle() -> None:
+    # A bad id or amount is checked with ``workflows.ids`` / ``ayoconnect.models`` alone: the
+    # package loads its workflow classes (and their activities and settings) on first use.
+    result = probe(
+        base_env(),
+        ["pay", "bad id!", "--customer", "CUST0000000001", "--amount", "1", "--card-token", "A"],
+        ["capture", "p_1", "--amount", "1.234"],
+        watched=(*LIFECYCLES, *KARTU_CLIENT),
+    )
+    assert result["codes"] == [2, 2], result
     assert result["loaded"] == [], result
 
 

@@ -1,11 +1,11 @@
 """Void-first expiry of an auth-capture payment: the edges (``authorization.expire`` under
 ``AUTH_CAPTURE_VOID_FIRST_EXPIRY_202612``, through ``compensation.compensate``).
 
-At the window's end the hold is voided; only a refused void is looked up, and the look-up's
-answer decides: REFUNDED / FAILED are applied as they are (``_MOVED_ELSEWHERE``, nothing sent
-after), INITIATED / AUTHENTICATION_IN_PROGRESS give Kartu no status to take (NEEDS_ATTENTION,
-the void kept). A void the provider cannot be reached for is retried a day (the
-``COMPENSATION`` policy), then asks ops; never EXPIRED unconfirmed.
+At the window's end the hold is voided; only a void that did not succeed (refused, or out of
+retries) is looked up, and the look-up's answer decides: REFUNDED / FAILED are applied as they
+are (``_MOVED_ELSEWHERE``, nothing sent after), INITIATED / AUTHENTICATION_IN_PROGRESS give
+Kartu no status to take (NEEDS_ATTENTION, the void kept). A void the provider cannot be reached
+for is retried a day (the ``COMPENSATION`` policy), then asks ops; never EXPIRED unconfirmed.
 
 The common cases (plain expiry, provider already VOIDED, CAPTURED kept, AUTHORIZED asks ops,
 cancel during NEEDS_ATTENTION) live in ``test_workflow_auth_capture.py``. Every test here closes
@@ -21,7 +21,7 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from test_workflow_auth_capture import SLACK, authorize
-from workflow_fakes import FakeAyoconnect, final_error
+from workflow_fakes import FakeAyoconnect
 from workflow_helpers import (
     finish,
     state_of,
@@ -29,7 +29,6 @@ from workflow_helpers import (
     wait_skipping,
 )
 
-from ayoconnect.codes import GatewayCode, ServiceCode
 from ayoconnect.models import PaymentActionResponse
 from ayoconnect.models import PaymentStatus as Wire
 from workflows import search_attributes as sa
@@ -40,9 +39,6 @@ DAY = 24 * 3600
 # Past the 7-day window (the fake's ``auth_window``) with room for the expiry's calls.
 PAST_THE_WINDOW = 8 * DAY
 AMOUNT = Decimal("150000.00")
-# The provider's "no" to a void it cannot do, raised before the request is stored (as
-# ``expiry_void_refused`` in test_workflow_auth_capture does): a resend may still succeed.
-VOID_REFUSED = final_error("RuleViolationError", GatewayCode.NOT_SUPPORTED, ServiceCode.VOID)
 RETRY = ResolveCommand(action="retry", resolved_by="ops@kartu")
 
 
@@ -102,14 +98,16 @@ async def test_expiry_finding_a_partial_capture_refunded_reports_the_provider_am
 ):
     handle = await authorize(env, task_queue, key)
     held = fake.payment_by_tid(f"{key}-auth")
-    partial = Decimal("50000.00")
-    held.status, held.captured, held.refunded = Wire.REFUNDED, partial, partial
+    # Two different figures (refunds are full, so a real ledger shows them equal): the test
+    # tells which field Kartu reads for which amount.
+    captured, refunded = Decimal("60000.00"), Decimal("50000.00")
+    held.status, held.captured, held.refunded = Wire.REFUNDED, captured, refunded
     state = await finish(env, handle)
     assert state.status is PaymentStatus.REFUNDED
     assert fake.calls_of("refund", key) == []
     # The provider's figures, not Kartu's authorized amount: it never heard of the capture.
-    assert state.refunded_amount == partial
-    assert state.captured_amount == partial
+    assert state.refunded_amount == refunded
+    assert state.captured_amount == captured
 
 
 # --- 2. the look-up shows no status Kartu can take -----------------------------------------
