@@ -57,6 +57,9 @@ class PendingCompensation:
     # Another caller that resumed it (a cancel resuming an expiry's void): its reason joins
     # the history's, so the payment's story says why the money finally went back.
     resumed_by: str | None = None
+    # In ``kartu_compensations_total`` yet: an expiry's release is the hold's normal end (it
+    # shows as EXPIRED), counted only if another caller resumes it (a cancel's saga).
+    counted: bool = False
 
     @property
     def story(self) -> str:
@@ -90,6 +93,7 @@ async def compensate(
         pending.apply_if_moved = apply_if_moved
         if reason != pending.reason:
             pending.resumed_by = reason
+            _count(core, pending)
     if pending is None:
         kind = _kind_for(core.status)
         if kind is None:
@@ -98,7 +102,8 @@ async def compensate(
             kind, reason, success_status, apply_if_moved=apply_if_moved
         )
         core.state.pending_compensation = "refund" if kind == "refund" else "void"
-        payment_metrics.compensation_started(core.state, kind)
+        if success_status is not PaymentStatus.EXPIRED:
+            _count(core, pending)
         done = await _attempt(core, pending)
     elif core.status is PaymentStatus.NEEDS_ATTENTION:
         workflow.logger.info("%s: a compensation already awaits ops, still waiting", reason)
@@ -119,6 +124,12 @@ async def compensate(
             # forever: ops' retry is a new request.
             pending.attempt += 1
         done = await _attempt(core, pending)
+
+
+def _count(core: PaymentCore, pending: PendingCompensation) -> None:
+    if not pending.counted:
+        pending.counted = True
+        payment_metrics.compensation_started(core.state, pending.kind)
 
 
 def _kind_for(status: PaymentStatus) -> str | None:

@@ -24,7 +24,9 @@ Every series carries the SDK's namespace, task_queue and workflow_type, plus onl
   for AUTHORIZED, else the payment's amount).
   The Refund workflow may report its own as ``flow="REFUND"`` (``refund_transitioned``).
 - ``kartu_compensations_total{flow,kind}``: compensations begun (``refund`` / ``void``; a void
-  that finds the hold captured carries on as a refund, still counted once, as ``void``).
+  that finds the hold captured carries on as a refund, still counted once, as ``void``). An
+  expiry's void is not one (the hold's normal end, counted as EXPIRED), unless a cancel
+  resumes it.
 """
 
 from __future__ import annotations
