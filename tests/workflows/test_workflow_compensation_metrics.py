@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import FakeAyoconnect
-from workflow_helpers import finish, payment_input, start_payment, wait_skipping
+from workflow_helpers import (
+    finish,
+    payment_input,
+    start_payment,
+    time_skipping_env,
+    wait_skipping,
+)
 
-from starter.binaries import temporal_test_server
-from worker import WorkerSettings, build_worker, register_search_attributes
+from worker import WorkerSettings, build_worker
 from workflows.models import PaymentStatus
 
 BUFFER = MetricBuffer(10_000)
@@ -32,18 +35,8 @@ PAST_THE_WINDOW = 8 * 24 * 3600  # the fake's window is 7 days
 
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    runtime = Runtime(telemetry=TelemetryConfig(metrics=BUFFER))
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(temporal_test_server()),
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-        test_server_startup_timeout=timedelta(seconds=60),  # as the session's server
-    )
-    try:
-        await register_search_attributes(environment.client)
+    async with time_skipping_env(Runtime(telemetry=TelemetryConfig(metrics=BUFFER))) as environment:
         yield environment
-    finally:
-        await environment.shutdown()
 
 
 @pytest.fixture(scope="module")
