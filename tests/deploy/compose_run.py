@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from starter.devserver import free_port
+from tests.stack_support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -36,6 +36,7 @@ from ayoconnect.settings import (
 from starter.devserver import DevServer
 from tests.deploy import compose_run
 from tests.deploy.compose_run import ROOT, ComposeError, Host, Running, ServiceRun
+from tests.stack_support import free_port
 
 # Values for .env.example's empty (secret) entries, and the local fake Ayoconnect.
 TEST_VALUES = {
@@ -277,7 +278,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("compose")
-    devserver = DevServer(log_path=base / "temporal.log")
+    devserver = DevServer(port=free_port(), log_path=base / "temporal.log")
     devserver.start()
     host = Host(compose, compose_run.read_dockerfile(), base)
     host.point("temporal", 7233, devserver.address)

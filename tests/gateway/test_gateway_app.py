@@ -10,9 +10,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from gateway import GatewaySettings, create_app
 from starter.client import KartuClient
-from starter.devserver import free_port
 from starter.settings import TemporalSettings
 from tests.kartu_stack import Stack
+from tests.stack_support import free_port
 
 
 async def test_factory_and_insecure_dev_mode(

@@ -4,7 +4,6 @@ test-card table."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from sandbox import TEST_CARDS, SandboxServer, SandboxSettings, run_sandbox, run_sandbox_async
+from tests.stack_support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,14 +55,8 @@ def test_test_cards_endpoint_and_readme_agree() -> None:
         assert card.number in readme
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_python_dash_m_sandbox_serves_on_the_given_port() -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
         [sys.executable, "-m", "sandbox", "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,

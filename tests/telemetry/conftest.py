@@ -27,8 +27,8 @@ from sandbox.control_client import SandboxControl
 from starter.client import KartuClient
 from starter.codec import CodecSettings, codec_from_env
 from starter.codec import data_converter as codec_data_converter
-from starter.devserver import free_port
 from starter.stack import LocalStack, StackConfig
+from tests.stack_support import free_port
 from workflows.models import PaymentStatus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,6 @@ from ayoconnect.errors import (
     TransientError,
 )
 from gateway import GatewaySettings, create_app
-from starter.devserver import free_port
 from telemetry.gateway_metrics import GatewayMetrics
 from telemetry.metrics import (
     AYOCONNECT_DURATION,
@@ -33,6 +32,7 @@ from telemetry.metrics import (
     watch_needs_attention,
     worker_runtime,
 )
+from tests.stack_support import free_port
 
 API_KEY = "metrics-unit-test-key-0123456789"
 
