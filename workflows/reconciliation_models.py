@@ -353,5 +353,3 @@ class UnmatchedCallbackState(KartuModel):
     differences: list[str] = Field(default_factory=list)
     raised: str | None = None
 
-
-ReconcileInput.model_rebuild()
