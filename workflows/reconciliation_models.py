@@ -352,4 +352,3 @@ class UnmatchedCallbackState(KartuModel):
     verdict: Verdict | None = None
     differences: list[str] = Field(default_factory=list)
     raised: str | None = None
-
