@@ -89,8 +89,11 @@ async def test_late_answer_past_the_read_timeout_is_ambiguous(
 ) -> None:
     card = await register()
     request = _pay(card, ids)
-    await control.set_faults({"create_charge": {"delay_next": 1, "delay_ms": 600}})
-    async with AyoconnectClient(sandbox.client_settings(read_timeout_seconds=0.2)) as impatient:
+    await control.set_faults({"create_charge": {"delay_next": 1, "delay_ms": 3000}})
+    async with AyoconnectClient(sandbox.client_settings(read_timeout_seconds=1.0)) as impatient:
+        # The token first: its request is held to the same read timeout, and a loaded machine
+        # could make it the call that times out (transient, not ambiguous).
+        await impatient.access_token()
         with pytest.raises(AmbiguousError):
             await impatient.create_charge(request, correlation_id=cid)
     payment = await control.payment(request.transactionId)

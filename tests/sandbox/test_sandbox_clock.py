@@ -85,7 +85,9 @@ async def test_authorization_voids_itself_when_the_window_passes(
     assert capture.json()["responseCode"] == "4005426"
 
 
-@pytest.mark.parametrize("seconds", [3599, 3601])
+# A minute either side of the hour: the sandbox clock runs in real time between the token's
+# issue and the call, and a loaded machine can take more than a second over the two requests.
+@pytest.mark.parametrize("seconds", [3540, 3660])
 async def test_tokens_live_3600_seconds_of_sandbox_time(
     wire: Any, control: Any, seconds: int
 ) -> None:

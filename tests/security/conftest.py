@@ -35,7 +35,14 @@ async def secure_up(local_stacks: Any) -> AsyncIterator[SecureUp]:
     secret = f"kartu-sec-{secrets.token_hex(12)}"
     spans = SpanReceiver()
     try:
-        local = await local_stacks.start("security", start_environ(secret, spans), headless=False)
+        # No hourly reconciliation: a run it starts at a full hour is a workflow that no test
+        # started, inside some test's "nothing started" window.
+        local = await local_stacks.start(
+            "security",
+            start_environ(secret, spans),
+            headless=False,
+            reconciliation_schedule=False,
+        )
         yield SecureUp.of(local, secret, spans)
         await local_stacks.stop("security")
     finally:

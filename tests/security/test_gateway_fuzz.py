@@ -54,7 +54,10 @@ from starter.client import KartuClient
 
 CALLBACK = "/callbacks/ayoconnect"
 REQUEST_TIMEOUT = 15.0  # per request: a hang fails the example instead of the session
-FAST = 2.0  # seconds a refusal of bad input may take
+# Seconds a refusal of bad input may take: a refusal, not a hang nor a parse of the whole body.
+# Not tighter: the gateway runs in a thread of this process (one GIL) on a 2-core machine that
+# three other test processes and their stacks share, and ~170 requests are timed.
+FAST = 5.0
 MAX_BODY = 64 * 1024
 CHECKS = [
     status_code_conformance,

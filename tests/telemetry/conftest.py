@@ -160,6 +160,8 @@ async def metrics_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
         sandbox_port=ports["sandbox"],
         gateway_port=ports["gateway"],
         ready_timeout=90,
+        # No hourly reconciliation: its run at a full hour would add to the counts compared.
+        reconciliation_schedule=False,
     )
     local = LocalStack(config, environ)
     try:
@@ -247,11 +249,18 @@ async def workload(metrics_stack: MetricsStack) -> Workload:
 
     await _compensation_needs_attention(s, done)
 
-    # Let the last callbacks reach the gateway, then read both endpoints.
-    await asyncio.sleep(1.0)
+    # Every callback answered by the gateway (none pending at the sandbox), then both endpoints.
+    await _callbacks_settled(s.control)
     done.worker = await s.worker_samples()
     done.gateway = await s.gateway_samples()
     return done
+
+
+async def _callbacks_settled(control: SandboxControl, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any(c["state"] == "pending" for c in (await control.ledger())["callbacks"]):
+        assert asyncio.get_running_loop().time() < deadline, "callbacks still pending"
+        await asyncio.sleep(0.05)
 
 
 async def _compensation_needs_attention(s: MetricsStack, done: Workload) -> None:
