@@ -49,7 +49,9 @@ async def http(codec: KartuCodec) -> AsyncIterator[httpx.AsyncClient]:
     async def factory() -> _FakeKartu:
         return fake
 
-    app = create_app(factory, GatewaySettings(api_key=API_KEY))  # type: ignore[arg-type]
+    # No metrics listener: the default would take 9465, a port no test may hold.
+    settings = GatewaySettings(api_key=API_KEY, metrics_port=0)
+    app = create_app(factory, settings)  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

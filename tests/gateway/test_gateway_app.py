@@ -25,7 +25,7 @@ async def test_factory_and_insecure_dev_mode(
     temporal = TemporalSettings(TEMPORAL_ADDRESS=stack.devserver.address)
     app = create_app(
         lambda: KartuClient.connect(temporal),
-        GatewaySettings(insecure_dev=True, host="127.0.0.1"),
+        GatewaySettings(insecure_dev=True, host="127.0.0.1", metrics_port=0),  # not 9465
         ayoconnect_settings=stack.ayoconnect,
     )
     url = await stack.serve(app)
