@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from sandbox.customer import authenticate_3ds, register_card
+from tests.history_checks import signalled_before_any_timer
 from tests.kartu_stack import API_KEY, CHALLENGE_CARD, FRICTIONLESS_CARD, Stack, new_customer_id
 
 AUTH = {"X-API-Key": API_KEY}
@@ -262,12 +263,15 @@ async def test_3ds_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
     outcome = (await http.post("/payments", json=body, headers=AUTH)).json()
     assert outcome["status"] == "CHALLENGE" and outcome["authentication_url"]
     await authenticate_3ds(outcome["authentication_url"])
-    for _ in range(80):  # the callback wakes the workflow: no need to wait for its 5 s poll
+    for _ in range(600):  # up to 30 s on a loaded machine
         state = (await http.get(f"/payments/{key}", headers=AUTH)).json()
         if state["status"] != "CHALLENGE":
             break
         await asyncio.sleep(0.05)
     assert state["status"] == "PAID"
+    # The callback woke the workflow, not its first status poll (5 s after the challenge).
+    handle = stack.client.get_workflow_handle(f"payment-{key}")
+    assert await signalled_before_any_timer(handle, "payment_callback")
 
 
 async def test_find_payments_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):

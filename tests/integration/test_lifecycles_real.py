@@ -32,6 +32,7 @@ from temporalio.service import RPCError
 from ayoconnect.models import CardData
 from ayoconnect.security import encrypt_card
 from sandbox.customer import authenticate_3ds, register_card
+from tests.history_checks import signalled_before_any_timer
 from workflows import CardUnbindWorkflow, RefundWorkflow
 from workflows.ids import refund_workflow_id, unbind_workflow_id
 from workflows.models import (
@@ -236,10 +237,11 @@ async def test_3ds_challenge_then_paid_by_callback(h: Harness, cards: dict[str, 
 
     page = await authenticate_3ds(outcome.authentication_url)
     assert page.location is not None and page.location.startswith(REDIRECT_URL)
-    # The workflow's first status poll is 5 s after the challenge began: PAID well before
-    # that can only come from the callback waking it.
-    state = await h.wait_state(handle, lambda s: s.status is PaymentStatus.PAID, timeout=4.0)
+    # The callback woke it: its signal is in the history before the first status poll (5 s
+    # after the challenge began) fired.
+    state = await h.wait_state(handle, lambda s: s.status is PaymentStatus.PAID, timeout=30.0)
     assert state.callbacks_received == 1
+    assert await signalled_before_any_timer(handle, "payment_callback")
     state = await h.result(handle)
     assert state.status is PaymentStatus.PAID
 
@@ -264,6 +266,7 @@ async def test_3ds_with_callbacks_lost_is_paid_by_polling(h: Harness, cards: dic
 
     assert state.status is PaymentStatus.PAID
     assert state.callbacks_received == 0
+    assert not await signalled_before_any_timer(handle, "payment_callback")  # the poll woke it
     payment = await h.reconcile(state)
     assert operations(payment) == ["PAY", "AUTHENTICATE"]
     [callback] = await callbacks_for(h, state.invoice_number or "")

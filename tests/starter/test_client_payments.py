@@ -16,6 +16,7 @@ from starter.client import (
     PaymentNotFound,
     RefundNotFound,
 )
+from tests.history_checks import signalled_before_any_timer
 from tests.kartu_stack import CHALLENGE_CARD, DECLINED_CARD, Stack, new_customer_id
 from workflows.models import PaymentFlow, PaymentStatus, RefundStatus
 
@@ -111,12 +112,14 @@ async def test_3ds_challenge_then_paid_through_the_callback(
         encrypted_card=await stack.encrypted_card(CHALLENGE_CARD),
     )
     assert outcome.status is PaymentStatus.CHALLENGE and outcome.authentication_url
-    # The customer passes 3DS; the sandbox calls the gateway back, which wakes the workflow
-    # (its first status poll is 5 s away, so only the callback makes this fast).
+    # The customer passes 3DS; the sandbox calls the gateway back, which wakes the workflow:
+    # the callback's signal is in its history before its first status poll (5 s) fired.
     await authenticate_3ds(outcome.authentication_url)
-    state = await kartu.wait_payment(key, timeout=4)
+    state = await kartu.wait_payment(key, timeout=30)
     assert state.status is PaymentStatus.PAID
     assert state.callbacks_received >= 1
+    handle = stack.client.get_workflow_handle(f"payment-{key}")
+    assert await signalled_before_any_timer(handle, "payment_callback")
 
 
 async def test_first_outcome_not_in_time_answers_pending(

@@ -1,0 +1,21 @@
+"""Questions a test asks of a workflow's recorded history (what happened in what order), so
+that it proves a cause by the events rather than by how fast a loaded machine answered."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+
+
+async def signalled_before_any_timer(handle: WorkflowHandle, signal: str) -> bool:
+    """True if ``signal`` reached the workflow before any of its timers fired: what woke a
+    3DS payment was the provider's callback, not its first status poll."""
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            return False
+        if (
+            event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and event.workflow_execution_signaled_event_attributes.signal_name == signal
+        ):
+            return True
+    return False
