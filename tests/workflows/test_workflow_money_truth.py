@@ -197,9 +197,11 @@ async def test_challenge_the_provider_ends_failed_is_failed(env, task_queue, fak
 
 
 async def test_first_outcome_is_not_paid_for_a_payment_being_refunded(env, task_queue, fake, key):
-    # The charge is retried past the payment's deadline and then succeeds.
-    fake.script(f"create_charge:{key}-pay", transient_error(), transient_error(), transient_error())
-    deadline = await env.get_current_time() + timedelta(seconds=3)
+    # The charge is retried past the payment's deadline (its retries wait 1+2+4+8+16+32 s)
+    # and then succeeds. 30 s: the test server's clock runs in real time until skipped, and a
+    # loaded machine must still send the first charge before the deadline.
+    fake.script(f"create_charge:{key}-pay", *(transient_error() for _ in range(6)))
+    deadline = await env.get_current_time() + timedelta(seconds=30)
     handle = await start_in_background(env, task_queue, payment_input(key, deadline=deadline))
     outcome = await update_skipping(env, handle, "first_outcome", None, PaymentOutcome, 3600)
     assert outcome.status is not PaymentStatus.PAID
