@@ -7,7 +7,6 @@ session's server exports none), and its own worker, stopped with it.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,13 +19,13 @@ from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import FakeAyoconnect
 from workflow_helpers import (
     finish,
+    own_worker,
     payment_input,
     start_payment,
     time_skipping_env,
     wait_skipping,
 )
 
-from worker import WorkerSettings, build_worker
 from workflows.models import PaymentStatus
 
 BUFFER = MetricBuffer(10_000)
@@ -42,17 +41,8 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="module")
 async def task_queue(env: WorkflowEnvironment, fake: FakeAyoconnect) -> AsyncIterator[str]:
     """This module's worker, for this module only: the server goes with the module."""
-    fake.client = env.client
-    queue = f"kartu-metrics-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(
-        env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue
-    )
-    running = asyncio.create_task(worker.run())
-    try:
+    async with own_worker(env, fake, "kartu-metrics") as queue:
         yield queue
-    finally:
-        await worker.shutdown()
-        await asyncio.gather(running, return_exceptions=True)
 
 
 # Everything the buffer gave so far (it hands each update out once). Names without the

@@ -15,7 +15,6 @@ activities still running was seen to stop skipping time for every later test of 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -24,10 +23,9 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import FakeAyoconnect
-from workflow_helpers import payment_input, start_payment, state_of, time_skipping_env
+from workflow_helpers import own_worker, payment_input, start_payment, state_of, time_skipping_env
 
 from ayoconnect.models import PaymentStatus as Wire
-from worker import WorkerSettings, build_worker
 from workflows.authorization import WINDOW_ENDED
 from workflows.models import PaymentState, PaymentStatus
 
@@ -49,17 +47,8 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture
 async def task_queue(env: WorkflowEnvironment, fake: FakeAyoconnect) -> AsyncIterator[str]:
-    fake.client = env.client
-    queue = f"kartu-expiry-cancel-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(
-        env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue
-    )
-    running = asyncio.create_task(worker.run())
-    try:
+    async with own_worker(env, fake, "kartu-expiry-cancel") as queue:
         yield queue
-    finally:
-        await worker.shutdown()
-        await asyncio.gather(running, return_exceptions=True)
 
 
 async def calls_reach(fake: FakeAyoconnect, key: str, names: list[str]) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -26,9 +27,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
-from workflow_fakes import CARD_TOKEN
+from workflow_fakes import CARD_TOKEN, FakeAyoconnect
 
-from worker import register_search_attributes
+from worker import WorkerSettings, build_worker, register_search_attributes
 from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
 from workflows.ids import payment_workflow_id
 from workflows.models import PaymentInput, PaymentOutcome, PaymentRequestSummary, PaymentState
@@ -64,6 +65,25 @@ async def time_skipping_env(runtime: Runtime | None = None) -> AsyncIterator[Wor
         yield environment
     finally:
         await environment.shutdown()
+
+
+@asynccontextmanager
+async def own_worker(
+    env: WorkflowEnvironment, fake: FakeAyoconnect, prefix: str
+) -> AsyncIterator[str]:
+    """A Kartu worker on ``fake``'s activities and a task queue of its own (its name), stopped
+    on exit: for a module or test that runs its own server (the session's workers stay)."""
+    fake.client = env.client
+    queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(
+        env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        yield queue
+    finally:
+        await worker.shutdown()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 HISTORIES = Path(__file__).parent / "histories"
