@@ -286,12 +286,16 @@ async def test_register_card_is_valid_or_one_error_naming_the_field(
 # --- the CLI's parser, and agreement with KartuClient ----------------------------------------
 
 
+# Built once: parsing leaves a parser as it was, and building one per example cost ~1 CPU-s.
+PARSER = build_parser()
+
+
 def parse(*argv: str) -> tuple[argparse.Namespace | None, str]:
     """``kartu ARGV`` parsed in process: the namespace, or None and what went to stderr."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            return build_parser().parse_args(list(argv)), ""
+            return PARSER.parse_args(list(argv)), ""
         except SystemExit as exit_:
             assert exit_.code == 2, exit_.code
     return None, err.getvalue()
