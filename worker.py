@@ -42,7 +42,6 @@ from starter.connection import (
 from telemetry import metrics, tracing
 from telemetry.logs import configure_logging
 from workflows import ALL_WORKFLOWS
-from workflows.models import complete_models
 from workflows.search_attributes import ALL_KEYS
 
 # The connection's names are re-exported: defined in starter.connection, so that a client
@@ -146,7 +145,6 @@ def build_worker(
         activities = AyoconnectActivities(ayoconnect_client).all()
     if extra_activities is None and ayoconnect_client is not None:
         extra_activities = ReconciliationActivities(client, ayoconnect_client).all()
-    complete_models()
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

@@ -112,20 +112,18 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
 class WireModel(BaseModel):
-    # ``defer_build``: the schema is built at first use (``workflows.models.complete_models``).
     model_config = ConfigDict(
         extra="forbid",
         hide_input_in_errors=True,
         str_strip_whitespace=True,
         populate_by_name=True,
-        defer_build=True,
     )
 
 
 class ResponseModel(BaseModel):
     """Responses tolerate fields they do not know: a provider may add some at any time."""
 
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True, defer_build=True)
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
 class Operation(StrEnum):
@@ -377,9 +375,9 @@ class PaymentCallback(ResponseModel):
 
 Callback = Annotated[BindingCallback | PaymentCallback, Field(discriminator="type")]
 # hide_input_in_errors is a setting of the top-level validator: a bare TypeAdapter would print a
-# bad callback's whole body, card token included. Built at first use, as the models are.
+# bad callback's whole body, card token included.
 CALLBACK_ADAPTER: TypeAdapter[BindingCallback | PaymentCallback] = TypeAdapter(
-    Callback, config=ConfigDict(hide_input_in_errors=True, defer_build=True)
+    Callback, config=ConfigDict(hide_input_in_errors=True)
 )
 
 

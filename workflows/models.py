@@ -34,29 +34,8 @@ class KartuModel(BaseModel):
     # Payloads between client and worker: during a rolling deploy one side may be newer and send
     # a field the other does not know yet, so unknown fields are dropped, not refused. Input from
     # people and other services is checked strictly at the edges (gateway schemas, KartuClient,
-    # CLI), before it becomes a payload. ``defer_build``: see ``complete_models``.
-    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True, defer_build=True)
-
-
-def complete_models() -> int:
-    """Build every deferred Kartu and wire model now; returns how many were built.
-
-    Kartu's models defer their pydantic schemas (``defer_build``) to their first use: a
-    ``kartu`` command uses a few of them, and building them all at import cost each command
-    about 70 ms of CPU (the gateway's start about 40 ms). The worker calls this before it
-    polls, so no workflow task builds a schema (inside the workflow sandbox, on a payment's
-    clock)."""
-    from ayoconnect.models import ResponseModel, WireModel
-
-    built = 0
-    pending: list[type[BaseModel]] = [KartuModel, WireModel, ResponseModel]
-    while pending:
-        model = pending.pop()
-        pending.extend(model.__subclasses__())
-        if not model.__pydantic_complete__:
-            model.model_rebuild()
-            built += 1
-    return built
+    # CLI), before it becomes a payload.
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
 # --- statuses ---------------------------------------------------------------------------------

@@ -352,3 +352,6 @@ class UnmatchedCallbackState(KartuModel):
     verdict: Verdict | None = None
     differences: list[str] = Field(default_factory=list)
     raised: str | None = None
+
+
+ReconcileInput.model_rebuild()
