@@ -71,8 +71,9 @@ async def time_skipping_env(runtime: Runtime | None = None) -> AsyncIterator[Wor
 async def own_worker(
     env: WorkflowEnvironment, fake: FakeAyoconnect, prefix: str
 ) -> AsyncIterator[str]:
-    """A Kartu worker on ``fake``'s activities and a task queue of its own (its name), stopped
-    on exit: for a module or test that runs its own server (the session's workers stay)."""
+    """Runs a Kartu worker on ``fake``'s activities and a new task queue, yields the queue's
+    name, stops the worker on exit: for a module or test with a server of its own (the
+    session's workers stay to its end)."""
     fake.client = env.client
     queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
     worker = build_worker(
