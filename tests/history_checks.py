@@ -19,3 +19,31 @@ async def signalled_before_any_timer(handle: WorkflowHandle, signal: str) -> boo
         ):
             return True
     return False
+
+
+async def activity_answered_after_signal(
+    handle: WorkflowHandle, signal: str, activity: str
+) -> bool:
+    """True once an ``activity`` scheduled after ``signal`` reached the workflow has its answer
+    (a result, or the provider's refusal): the workflow acted on the signal, e.g. checked a
+    callback's claim with the provider."""
+    signalled = False
+    scheduled: dict[int, str] = {}
+    async for event in handle.fetch_history_events():
+        if (
+            event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+            and event.workflow_execution_signaled_event_attributes.signal_name == signal
+        ):
+            signalled = True
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and signalled:
+            attributes = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attributes.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            answered = event.activity_task_completed_event_attributes.scheduled_event_id
+            if scheduled.get(answered) == activity:
+                return True
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+            answered = event.activity_task_failed_event_attributes.scheduled_event_id
+            if scheduled.get(answered) == activity:
+                return True
+    return False

@@ -13,6 +13,7 @@ import pytest
 
 from ayoconnect import callback_signature
 from starter.client import KartuClient
+from tests.history_checks import activity_answered_after_signal
 from tests.kartu_stack import API_KEY, CALLBACK_PATH, Stack, new_customer_id, new_key
 from workflows.models import PaymentState, PaymentStatus, RegistrationStatus
 
@@ -218,7 +219,12 @@ async def test_binding_callback_is_delivered_and_checked_with_the_cards_list(
     with caplog.at_level(logging.DEBUG):
         answer = await post(http, body, stack.signature())
         assert answer.status_code == 200 and answer.json()["result"] == "delivered"
-        await asyncio.sleep(1)  # the workflow checks the claim with the provider's cards list
+        # The workflow checks the claim with the provider's cards list, then decides.
+        handle = stack.client.get_workflow_handle(f"registration-{key}")
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await activity_answered_after_signal(handle, "binding_callback", "list_cards"):
+            assert asyncio.get_running_loop().time() < deadline, "the claim was never checked"
+            await asyncio.sleep(0.05)
         state = await kartu.registration_status(key)
     # Signed but a hint: the provider lists no such card for that customer, so the card is not
     # registered on the callback's word (the webview session decides at its end).
