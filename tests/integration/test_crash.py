@@ -143,8 +143,10 @@ async def _crash_and_recover(stack: CrashStack) -> None:
     assert outcome.status is PaymentStatus.CHALLENGE and outcome.authentication_url
     challenge_handle = await operation.workflow_handle()
 
-    # A frictionless payment whose charge the provider applies at once but answers 3 s late.
-    await control.set_faults({"create_charge": {"delay_next": 1, "delay_ms": 3000}})
+    # A frictionless payment whose charge the provider applies at once but answers 6 s late:
+    # the kill below must come first, on a loaded machine too (longer, and the sandbox's stop
+    # at the end would wait for the held answer).
+    await control.set_faults({"create_charge": {"delay_next": 1, "delay_ms": 6000}})
     slow = await stack.payment(FRICTIONLESS, "77000.00")
     slow_handle = await client.start_workflow(
         DirectPaymentWorkflow.run,
