@@ -212,7 +212,10 @@ async def _crash_and_recover(stack: CrashStack) -> None:
         for e in await _event_types(restarted, slow_handle.id)
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
-    assert started[0] == 2, f"the charge activity should have been retried once: {started}"
+    # Retried: the attempt on the killed worker never finished. On a loaded machine the retry
+    # can itself run across the dev server's restart and be retried again (a run under load
+    # ended on attempt 3); the provider's counts above say the money moved once either way.
+    assert started[0] >= 2, f"the charge activity should have been retried: {started}"
     description = await handle_slow.describe()
     assert description.typed_search_attributes.get(sa.PAYMENT_STATUS) == "PAID"
 
