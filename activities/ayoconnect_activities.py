@@ -251,13 +251,7 @@ def _charge_response(found: PaymentStatusResponse) -> CreateChargeResponse:
         operation=p.operation,
         status=p.status,
         # What the status says moved (``PaymentCore._apply_wire_status`` reads it so).
-        amount=(
-            p.capturedAmount
-            if p.status is PaymentStatus.CAPTURED
-            else p.refundedAmount
-            if p.status is PaymentStatus.REFUNDED
-            else p.amount
-        ),
+        amount=p.moved_amount,
         authorizationExpiresAt=p.authorizationExpiresAt,
     )
 

@@ -291,6 +291,16 @@ class PaymentDetail(ResponseModel):
     authorizationExpiresAt: datetime | None = None
     updatedAt: datetime | None = None
 
+    @property
+    def moved_amount(self) -> Decimal | None:
+        """The provider's figure for what ``status`` says moved: the captured amount for
+        CAPTURED, the refunded one for REFUNDED (None if it gave none), else ``amount``."""
+        if self.status is PaymentStatus.CAPTURED:
+            return self.capturedAmount
+        if self.status is PaymentStatus.REFUNDED:
+            return self.refundedAmount
+        return self.amount
+
 
 class PaymentStatusResponse(Envelope):
     payment: PaymentDetail

@@ -262,19 +262,13 @@ class PaymentCore:
         code = self.last_callback.responseCode if self.last_callback else None
         # The provider's own figures for what moved: a capture or refund Kartu never heard
         # of (its answer lost, or made outside Kartu) must read as the provider's amount.
-        if detail.status is Wire.CAPTURED:
-            amount = detail.capturedAmount
-        elif detail.status is Wire.REFUNDED:
-            amount = detail.refundedAmount
+        if detail.status is Wire.REFUNDED and self.state.captured_amount is None:
             # Kartu's captured figure, when it has one, stays: it is what Kartu captured, and a
             # different provider figure is reconciliation's to raise, not this look-up's.
-            if detail.capturedAmount is not None and self.state.captured_amount is None:
-                self.state.captured_amount = detail.capturedAmount
-        else:
-            amount = detail.amount
+            self.state.captured_amount = detail.capturedAmount
         self._apply_wire_status(
             detail.status,
-            amount=amount,
+            amount=detail.moved_amount,
             expires_at=detail.authorizationExpiresAt,
             response_code=code,
             source=source,

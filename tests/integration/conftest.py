@@ -14,11 +14,9 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -39,32 +37,18 @@ from ayoconnect import AyoconnectClient, AyoconnectSettings
 from gateway import GatewaySettings, create_app
 from sandbox import SandboxServer, SandboxSettings
 from sandbox.control_client import SandboxControl
-from starter.binaries import temporal_test_server
 from starter.client import KartuClient
-from worker import WorkerSettings, build_worker, register_search_attributes
+from tests.time_skipping import time_skipping_env
+from worker import WorkerSettings, build_worker
 
 GATEWAY_API_KEY = "integration-test-api-key-0123"
 CALLBACK_PATH = "/callbacks/ayoconnect"
-# How long the time-skipping server may take to start (the SDK's default is 5 s).
-TEST_SERVER_STARTUP = timedelta(seconds=60)
 
 
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(temporal_test_server()),
-        data_converter=pydantic_data_converter,
-        # The SDK waits 5 s for it: on a loaded 2-core machine its start took longer once and
-        # every test of the session errored.
-        test_server_startup_timeout=TEST_SERVER_STARTUP,
-    )
-    try:
-        # The test server refuses unknown search attributes (and the workflow task then
-        # retries forever): register Kartu's before any workflow starts.
-        await register_search_attributes(environment.client)
+    async with time_skipping_env() as environment:
         yield environment
-    finally:
-        await environment.shutdown()
 
 
 @pytest.fixture(scope="session")

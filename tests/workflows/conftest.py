@@ -16,8 +16,8 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).parent))
 
 from workflow_fakes import FakeAyoconnect
-from workflow_helpers import time_skipping_env
 
+from tests.time_skipping import time_skipping_env
 from worker import WorkerSettings, build_worker
 
 

@@ -22,10 +22,10 @@ from workflow_helpers import (
     own_worker,
     payment_input,
     start_payment,
-    time_skipping_env,
     wait_skipping,
 )
 
+from tests.time_skipping import time_skipping_env
 from workflows.models import PaymentStatus
 
 BUFFER = MetricBuffer(10_000)

@@ -23,9 +23,10 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import FakeAyoconnect
-from workflow_helpers import own_worker, payment_input, start_payment, state_of, time_skipping_env
+from workflow_helpers import own_worker, payment_input, start_payment, state_of
 
 from ayoconnect.models import PaymentStatus as Wire
+from tests.time_skipping import time_skipping_env
 from workflows.authorization import WINDOW_ENDED
 from workflows.models import PaymentState, PaymentStatus
 

