@@ -7,16 +7,21 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 
-async def signalled_before_any_timer(handle: WorkflowHandle, signal: str) -> bool:
-    """True if ``signal`` reached the workflow before any of its timers fired: what woke a
-    3DS payment was the provider's callback, not its first status poll."""
+async def woken_by_signal(handle: WorkflowHandle, signal: str) -> bool:
+    """True if ``signal`` reached the workflow and it acted on it at once: an activity (the 3DS
+    payment's status look-up) scheduled after the signal and before any later timer fired. The
+    callback woke the payment, whether or not a status poll had fired before it (a loaded
+    machine may take longer than the first poll's 5 s to play the customer's 3DS pages)."""
+    signalled = False
     async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+        if not signalled:
+            signalled = (
+                event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                and event.workflow_execution_signaled_event_attributes.signal_name == signal
+            )
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
             return False
-        if (
-            event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-            and event.workflow_execution_signaled_event_attributes.signal_name == signal
-        ):
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             return True
     return False
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sandbox.customer import authenticate_3ds, register_card
-from tests.history_checks import signalled_before_any_timer
+from tests.history_checks import woken_by_signal
 from tests.kartu_stack import API_KEY, CHALLENGE_CARD, FRICTIONLESS_CARD, Stack, new_customer_id
 
 AUTH = {"X-API-Key": API_KEY}
@@ -269,9 +269,9 @@ async def test_3ds_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
             break
         await asyncio.sleep(0.05)
     assert state["status"] == "PAID"
-    # The callback woke the workflow, not its first status poll (5 s after the challenge).
+    # The callback woke the workflow: its signal, then at once the look-up, no timer between.
     handle = stack.client.get_workflow_handle(f"payment-{key}")
-    assert await signalled_before_any_timer(handle, "payment_callback")
+    assert await woken_by_signal(handle, "payment_callback")
 
 
 async def test_find_payments_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
