@@ -7,22 +7,30 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 
-async def woken_by_signal(handle: WorkflowHandle, signal: str) -> bool:
-    """True if ``signal`` reached the workflow and it acted on it at once: an activity (the 3DS
-    payment's status look-up) scheduled after the signal and before any later timer fired. The
-    callback woke the payment, whether or not a status poll had fired before it (a loaded
-    machine may take longer than the first poll's 5 s to play the customer's 3DS pages)."""
-    signalled = False
+async def woken_by_signal(handle: WorkflowHandle, signal: str, activity: str) -> bool:
+    """True if ``signal`` reached the workflow and it acted on it at once: in the workflow task
+    that saw the signal (a timer that fired in that same task does not count against it, the
+    payment was woken by both), it scheduled ``activity`` (a 3DS payment's ``payment_status``
+    look-up) before any later timer fired. The callback woke the payment, whether or not a
+    status poll had fired before it (a loaded machine may take longer than the first poll's 5 s
+    to play the customer's 3DS pages). Still false in one order: the poll fired, its look-up
+    reached the provider just after the customer finished and found the result, and the
+    callback came after that (a window of the look-up's few milliseconds)."""
+    signalled = seen = False
     async for event in handle.fetch_history_events():
+        kind = event.event_type
         if not signalled:
             signalled = (
-                event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
                 and event.workflow_execution_signaled_event_attributes.signal_name == signal
             )
-        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            seen = True
+        elif kind == EventType.EVENT_TYPE_TIMER_FIRED and seen:
             return False
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            return True
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == activity:
+                return True
     return False
 
 

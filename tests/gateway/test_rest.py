@@ -271,7 +271,7 @@ async def test_3ds_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
     assert state["status"] == "PAID"
     # The callback woke the workflow: its signal, then at once the look-up, no timer between.
     handle = stack.client.get_workflow_handle(f"payment-{key}")
-    assert await woken_by_signal(handle, "payment_callback")
+    assert await woken_by_signal(handle, "payment_callback", "payment_status")
 
 
 async def test_find_payments_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):

@@ -241,7 +241,7 @@ async def test_3ds_challenge_then_paid_by_callback(h: Harness, cards: dict[str, 
     # (no status poll's timer between).
     state = await h.wait_state(handle, lambda s: s.status is PaymentStatus.PAID, timeout=30.0)
     assert state.callbacks_received == 1
-    assert await woken_by_signal(handle, "payment_callback")
+    assert await woken_by_signal(handle, "payment_callback", "payment_status")
     state = await h.result(handle)
     assert state.status is PaymentStatus.PAID
 

@@ -119,7 +119,7 @@ async def test_3ds_challenge_then_paid_through_the_callback(
     assert state.status is PaymentStatus.PAID
     assert state.callbacks_received >= 1
     handle = stack.client.get_workflow_handle(f"payment-{key}")
-    assert await woken_by_signal(handle, "payment_callback")
+    assert await woken_by_signal(handle, "payment_callback", "payment_status")
 
 
 async def test_first_outcome_not_in_time_answers_pending(
