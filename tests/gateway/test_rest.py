@@ -269,7 +269,7 @@ async def test_3ds_over_rest(stack: Stack, http: httpx.AsyncClient, key: str):
             break
         await asyncio.sleep(0.05)
     assert state["status"] == "PAID"
-    # The callback woke the workflow: its signal, then at once the look-up, no timer between.
+    # The callback woke the workflow: the task that saw its signal started the look-up.
     handle = stack.client.get_workflow_handle(f"payment-{key}")
     assert await woken_by_signal(handle, "payment_callback", "payment_status")
 

@@ -237,8 +237,7 @@ async def test_3ds_challenge_then_paid_by_callback(h: Harness, cards: dict[str, 
 
     page = await authenticate_3ds(outcome.authentication_url)
     assert page.location is not None and page.location.startswith(REDIRECT_URL)
-    # The callback woke it: its signal is in the history, then at once the look-up it started
-    # (no status poll's timer between).
+    # The callback woke it: the workflow task that saw its signal started the look-up.
     state = await h.wait_state(handle, lambda s: s.status is PaymentStatus.PAID, timeout=30.0)
     assert state.callbacks_received == 1
     assert await woken_by_signal(handle, "payment_callback", "payment_status")

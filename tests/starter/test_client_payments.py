@@ -113,7 +113,7 @@ async def test_3ds_challenge_then_paid_through_the_callback(
     )
     assert outcome.status is PaymentStatus.CHALLENGE and outcome.authentication_url
     # The customer passes 3DS; the sandbox calls the gateway back, which wakes the workflow:
-    # its history has the callback's signal, then at once the look-up it started.
+    # the workflow task that saw the callback's signal started the look-up.
     await authenticate_3ds(outcome.authentication_url)
     state = await kartu.wait_payment(key, timeout=30)
     assert state.status is PaymentStatus.PAID
