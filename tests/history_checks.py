@@ -4,7 +4,15 @@ that it proves a cause by the events rather than by how fast a loaded machine an
 from __future__ import annotations
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
+
+
+def _is_signal(event: HistoryEvent, signal: str) -> bool:
+    return (
+        event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and event.workflow_execution_signaled_event_attributes.signal_name == signal
+    )
 
 
 async def woken_by_signal(handle: WorkflowHandle, signal: str, activity: str) -> bool:
@@ -20,10 +28,7 @@ async def woken_by_signal(handle: WorkflowHandle, signal: str, activity: str) ->
     async for event in handle.fetch_history_events():
         kind = event.event_type
         if not signalled:
-            signalled = (
-                kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-                and event.workflow_execution_signaled_event_attributes.signal_name == signal
-            )
+            signalled = _is_signal(event, signal)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
             seen = True
         elif kind == EventType.EVENT_TYPE_TIMER_FIRED and seen:
@@ -43,10 +48,7 @@ async def activity_answered_after_signal(
     signalled = False
     scheduled: dict[int, str] = {}
     async for event in handle.fetch_history_events():
-        if (
-            event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-            and event.workflow_execution_signaled_event_attributes.signal_name == signal
-        ):
+        if _is_signal(event, signal):
             signalled = True
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and signalled:
             attributes = event.activity_task_scheduled_event_attributes

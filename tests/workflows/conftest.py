@@ -16,9 +16,9 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).parent))
 
 from workflow_fakes import FakeAyoconnect
+from workflow_helpers import fake_worker, new_queue
 
 from tests.time_skipping import time_skipping_env
-from worker import WorkerSettings, build_worker
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +57,8 @@ async def keep_running() -> AsyncIterator[Callable[[Worker], None]]:
 async def task_queue(
     env: WorkflowEnvironment, fake: FakeAyoconnect, keep_running: Callable[[Worker], None]
 ) -> str:
-    fake.client = env.client
-    queue = f"kartu-test-{uuid.uuid4().hex[:8]}"
-    keep_running(
-        build_worker(env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue)
-    )
+    queue = new_queue("kartu-test")
+    keep_running(fake_worker(env, fake, queue))
     return queue
 
 

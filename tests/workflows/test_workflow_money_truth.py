@@ -9,7 +9,6 @@ contradicts, and reconciliation's differences acted on.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,7 +17,9 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 from workflow_fakes import final_error, transient_error
 from workflow_helpers import (
+    fake_worker,
     finish,
+    new_queue,
     payment_input,
     save_history,
     start_in_background,
@@ -30,7 +31,6 @@ from workflow_helpers import (
 )
 
 from ayoconnect.codes import GatewayCode, ServiceCode
-from worker import WorkerSettings, build_worker
 from workflows import RefundWorkflow
 from workflows import search_attributes as sa
 from workflows.ids import REFUND_WIRE_REASON, payment_workflow_id, refund_workflow_id
@@ -215,13 +215,10 @@ async def test_first_outcome_is_not_paid_for_a_payment_being_refunded(env, task_
 
 
 async def test_cancel_before_the_first_workflow_task_sends_no_charge(env, fake, key):
-    queue = f"kartu-cold-{uuid.uuid4().hex[:8]}"
+    queue = new_queue("kartu-cold")
     handle = await start_in_background(env, queue, payment_input(key))  # no worker yet
     await handle.cancel()
-    worker = build_worker(
-        env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue
-    )
-    async with worker:
+    async with fake_worker(env, fake, queue):
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         assert isinstance(failure.value.cause, CancelledError)

@@ -26,7 +26,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from workflow_fakes import FakeAyoconnect, FakePayment, transient_error
 from workflow_helpers import (
+    fake_worker,
     finish,
+    new_queue,
     payment_input,
     save_history,
     start_payment,
@@ -42,7 +44,6 @@ from ayoconnect.models import PaymentCallback, PaymentDetail, PaymentStatusRespo
 from ayoconnect.models import PaymentStatus as Wire
 from starter.client import ActionRefused, InvalidRequest, KartuClient, ReviewNotFound
 from starter.client.unmatched import record_unmatched_callback
-from worker import WorkerSettings, build_worker
 from workflows import ReconciliationWorkflow
 from workflows import search_attributes as sa
 from workflows.models import ActionResult, PaymentStatus, ResolveCommand
@@ -131,18 +132,8 @@ async def task_queue(
 ) -> str:
     """This module's worker: the fake provider's activities and reconciliation's (running
     until the session ends: see ``keep_running``)."""
-    fake.client = env.client
-    queue = f"kartu-recon-{uuid.uuid4().hex[:8]}"
-    keep_running(
-        build_worker(
-            env.client,
-            WorkerSettings(),
-            None,
-            activities=fake.all(),
-            extra_activities=listing.all(),
-            task_queue=queue,
-        )
-    )
+    queue = new_queue("kartu-recon")
+    keep_running(fake_worker(env, fake, queue, extra_activities=listing.all()))
     return queue
 
 

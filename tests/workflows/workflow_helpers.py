@@ -21,12 +21,33 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 from workflow_fakes import CARD_TOKEN, FakeAyoconnect
 
 from worker import WorkerSettings, build_worker
 from workflows import AuthCapturePaymentWorkflow, DirectPaymentWorkflow
 from workflows.ids import payment_workflow_id
 from workflows.models import PaymentInput, PaymentOutcome, PaymentRequestSummary, PaymentState
+
+
+def new_queue(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def fake_worker(
+    env: WorkflowEnvironment, fake: FakeAyoconnect, task_queue: str, **options: Any
+) -> Worker:
+    """The Kartu worker (``build_worker``) on ``fake``'s activities, on ``env``'s server;
+    ``options`` go to ``build_worker`` (e.g. ``extra_activities``)."""
+    fake.client = env.client
+    return build_worker(
+        env.client,
+        WorkerSettings(),
+        None,
+        activities=fake.all(),
+        task_queue=task_queue,
+        **options,
+    )
 
 
 @asynccontextmanager
@@ -36,17 +57,9 @@ async def own_worker(
     """Runs a Kartu worker on ``fake``'s activities and a new task queue, yields the queue's
     name, stops the worker on exit: for a module or test with a server of its own (the
     session's workers stay to its end)."""
-    fake.client = env.client
-    queue = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(
-        env.client, WorkerSettings(), None, activities=fake.all(), task_queue=queue
-    )
-    running = asyncio.create_task(worker.run())
-    try:
+    queue = new_queue(prefix)
+    async with fake_worker(env, fake, queue):
         yield queue
-    finally:
-        await worker.shutdown()
-        await asyncio.gather(running, return_exceptions=True)
 
 
 HISTORIES = Path(__file__).parent / "histories"
