@@ -7,6 +7,7 @@ await control.set_faults({"create_charge": {"fail_next": 2, "status": 503}})
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import Any, Self
 
@@ -48,6 +49,18 @@ class SandboxControl:
 
     async def ledger(self) -> dict[str, Any]:
         return await self._call("GET", "/_sandbox/ledger")
+
+    async def callbacks_settled(self, timeout: float = 30.0) -> None:
+        """Wait until no callback is pending: each delivered (or given up on) and its delivery
+        recorded, so that two ledger snapshots differ only by what the caller did."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            callbacks = (await self.ledger())["callbacks"]
+            if all(c["state"] != "pending" for c in callbacks):
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                raise TimeoutError(f"sandbox callbacks still pending after {timeout} s")
+            await asyncio.sleep(0.05)
 
     async def payment(self, original_transaction_id: str) -> dict[str, Any] | None:
         """The ledger's payment started by this transactionId, or None."""

@@ -3,7 +3,6 @@ idempotency records, sessions, the clock and the dev key."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -25,17 +24,6 @@ def _webview_request(tid: str) -> GenerateWebviewRequest:
             "redirectUrl": "https://merchant.example/ok",
         }
     )
-
-
-async def settled(control: SandboxControl, timeout: float = 30) -> None:
-    """Until no callback is pending (each delivered, and its delivery stored)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        callbacks = (await control.ledger())["callbacks"]
-        if all(c["state"] != "pending" for c in callbacks):
-            return
-        assert asyncio.get_running_loop().time() < deadline, callbacks
-        await asyncio.sleep(0.05)
 
 
 async def test_restart_on_the_same_file_loses_nothing(tmp_path: Path) -> None:
@@ -69,7 +57,7 @@ async def test_restart_on_the_same_file_loses_nothing(tmp_path: Path) -> None:
                 # The payment's callback may still be on its way: a snapshot taken before its
                 # delivery is stored would differ from the ledger after the restart (seen once
                 # on a loaded machine) though nothing was lost.
-                await settled(control)
+                await control.callbacks_settled()
                 await control.advance_clock(120)
                 ledger_before = await control.ledger()
                 key_before = await control.public_key()

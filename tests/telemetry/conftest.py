@@ -250,17 +250,10 @@ async def workload(metrics_stack: MetricsStack) -> Workload:
     await _compensation_needs_attention(s, done)
 
     # Every callback answered by the gateway (none pending at the sandbox), then both endpoints.
-    await _callbacks_settled(s.control)
+    await s.control.callbacks_settled(timeout=60)
     done.worker = await s.worker_samples()
     done.gateway = await s.gateway_samples()
     return done
-
-
-async def _callbacks_settled(control: SandboxControl, timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while any(c["state"] == "pending" for c in (await control.ledger())["callbacks"]):
-        assert asyncio.get_running_loop().time() < deadline, "callbacks still pending"
-        await asyncio.sleep(0.05)
 
 
 async def _compensation_needs_attention(s: MetricsStack, done: Workload) -> None:
